@@ -1,0 +1,294 @@
+//! The device: adapter choice, features and limits, and the shared state
+//! (pool, pipeline cache, open recording) that tensors and ops go through.
+
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::{Error, Result};
+use crate::kernel::PipelineCache;
+use crate::pool::{MemoryStats, Pool};
+use crate::record::Recorder;
+
+const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers` \
+     gives the lavapipe CPU driver; ci/install-vulkan.sh does this), or a GPU driver for Metal/DX12/Vulkan";
+
+/// How to pick an adapter. [`DeviceOptions::from_env`] reads `RECUR_ADAPTER`
+/// (a case-insensitive substring of the adapter name) and `RECUR_BACKEND`
+/// (`vulkan`, `metal`, `dx12`, `gl`, `webgpu`).
+#[derive(Clone, Debug)]
+pub struct DeviceOptions {
+    /// Only adapters whose name contains this (case-insensitive).
+    pub adapter: Option<String>,
+    /// Only these backends.
+    pub backends: wgpu::Backends,
+    /// Preference among the remaining adapters.
+    pub power: wgpu::PowerPreference,
+}
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        Self {
+            adapter: None,
+            backends: wgpu::Backends::all(),
+            power: wgpu::PowerPreference::HighPerformance,
+        }
+    }
+}
+
+impl DeviceOptions {
+    /// Defaults overridden by `RECUR_ADAPTER` and `RECUR_BACKEND`.
+    pub fn from_env() -> Result<Self> {
+        let mut o = Self::default();
+        if let Ok(name) = std::env::var("RECUR_ADAPTER") {
+            if !name.is_empty() {
+                o.adapter = Some(name);
+            }
+        }
+        if let Ok(b) = std::env::var("RECUR_BACKEND") {
+            if !b.is_empty() {
+                o.backends = parse_backends(&b)?;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Parses a comma-separated backend list (`vulkan,gl`).
+pub fn parse_backends(s: &str) -> Result<wgpu::Backends> {
+    let mut out = wgpu::Backends::empty();
+    for part in s.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+        out |= match part.as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "metal" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            "webgpu" | "browser" => wgpu::Backends::BROWSER_WEBGPU,
+            other => {
+                return Err(Error::InvalidArgument {
+                    op: "RECUR_BACKEND",
+                    what: format!("unknown backend {other:?} (vulkan, metal, dx12, gl, webgpu)"),
+                })
+            }
+        };
+    }
+    Ok(out)
+}
+
+/// What the device is and what it can do.
+#[derive(Clone, Debug)]
+pub struct DeviceInfo {
+    /// Adapter name, e.g. `llvmpipe (LLVM 19.1.7, 256 bits)`.
+    pub name: String,
+    /// Backend.
+    pub backend: wgpu::Backend,
+    /// Discrete, integrated, CPU, ...
+    pub device_type: wgpu::DeviceType,
+    /// Driver and its version.
+    pub driver: String,
+    /// Features enabled on the device (a subset of the adapter's).
+    pub features: wgpu::Features,
+    /// Limits requested: the adapter's own.
+    pub limits: wgpu::Limits,
+}
+
+impl DeviceInfo {
+    /// True when `feature` is enabled.
+    pub fn has(&self, feature: wgpu::Features) -> bool {
+        self.features.contains(feature)
+    }
+}
+
+impl std::fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let l = &self.limits;
+        writeln!(f, "adapter:  {} ({:?}, {:?})", self.name, self.backend, self.device_type)?;
+        writeln!(f, "driver:   {}", self.driver)?;
+        let feats: Vec<&str> = [
+            (wgpu::Features::SHADER_F16, "SHADER_F16"),
+            (wgpu::Features::SUBGROUP, "SUBGROUP"),
+            (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+            (wgpu::Features::IMMEDIATES, "IMMEDIATES"),
+        ]
+        .into_iter()
+        .filter(|(ft, _)| self.features.contains(*ft))
+        .map(|(_, n)| n)
+        .collect();
+        writeln!(f, "features: {}", feats.join(" "))?;
+        writeln!(
+            f,
+            "limits:   storage binding {} B, buffer {} B, workgroup {} invocations ({}x{}x{}), {} B workgroup memory",
+            l.max_storage_buffer_binding_size,
+            l.max_buffer_size,
+            l.max_compute_invocations_per_workgroup,
+            l.max_compute_workgroup_size_x,
+            l.max_compute_workgroup_size_y,
+            l.max_compute_workgroup_size_z,
+            l.max_compute_workgroup_storage_size
+        )
+    }
+}
+
+/// Features recur uses when the adapter has them, never requires.
+pub const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::IMMEDIATES);
+
+pub(crate) struct Shared {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: DeviceInfo,
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) recorder: Mutex<Recorder>,
+    /// Errors wgpu reported outside any error scope; returned by the next sync.
+    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+/// A GPU device with its queue, buffer pool, pipeline cache and the open
+/// recording. Cheap to clone; tensors keep a weak reference to it.
+#[derive(Clone)]
+pub struct Device {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device").field("adapter", &self.shared.info.name).finish()
+    }
+}
+
+fn type_rank(t: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
+    use wgpu::DeviceType::*;
+    match (t, power) {
+        (DiscreteGpu, wgpu::PowerPreference::LowPower) => 1,
+        (IntegratedGpu, wgpu::PowerPreference::LowPower) => 0,
+        (DiscreteGpu, _) => 0,
+        (IntegratedGpu, _) => 1,
+        (VirtualGpu, _) => 2,
+        (Cpu, _) => 3,
+        (Other, _) => 4,
+    }
+}
+
+impl Device {
+    /// Opens the default device, honouring `RECUR_ADAPTER`/`RECUR_BACKEND`.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::with_options(DeviceOptions::from_env()?))
+    }
+
+    /// Opens a device chosen by `options`.
+    pub async fn with_options(options: DeviceOptions) -> Result<Self> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: options.backends,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let mut adapters = instance.enumerate_adapters(options.backends).await;
+        if let Some(want) = &options.adapter {
+            let want = want.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+        }
+        adapters.sort_by_key(|a| type_rank(a.get_info().device_type, options.power));
+        let Some(adapter) = adapters.into_iter().next() else {
+            let mut filter = String::new();
+            if let Some(a) = &options.adapter {
+                filter.push_str(&format!(" matching RECUR_ADAPTER={a:?}"));
+            }
+            if options.backends != wgpu::Backends::all() {
+                filter.push_str(&format!(" on backends {:?}", options.backends));
+            }
+            return Err(Error::NoAdapter {
+                filter,
+                hint: NO_ADAPTER_HINT,
+            });
+        };
+        Self::from_adapter(adapter).await
+    }
+
+    /// Opens a device on `adapter`, with its own limits and recur's optional
+    /// features where present.
+    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let ainfo = adapter.get_info();
+        let features = adapter.features() & OPTIONAL_FEATURES;
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("recur"),
+                required_features: features,
+                required_limits: limits.clone(),
+                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|source| Error::RequestDevice {
+                adapter: ainfo.name.clone(),
+                source,
+            })?;
+        // wgpu's default handler panics; record instead and report at sync.
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let info = DeviceInfo {
+            name: ainfo.name,
+            backend: ainfo.backend,
+            device_type: ainfo.device_type,
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
+            features: device.features(),
+            limits: device.limits(),
+        };
+        Ok(Self {
+            shared: Arc::new(Shared {
+                device,
+                queue,
+                info,
+                pool: Arc::new(Pool::default()),
+                pipelines: PipelineCache::default(),
+                recorder: Mutex::new(Recorder::default()),
+                uncaptured,
+            }),
+        })
+    }
+
+    /// Adapter name, backend, type, enabled features and limits.
+    pub fn info(&self) -> &DeviceInfo {
+        &self.shared.info
+    }
+
+    /// Buffer pool counters.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.shared.pool.stats()
+    }
+
+    /// Releases pooled (free) buffers back to the driver.
+    pub fn trim_pool(&self) {
+        self.shared.pool.trim();
+    }
+
+    /// Number of compiled pipelines in the cache.
+    pub fn pipeline_count(&self) -> usize {
+        self.shared.pipelines.len()
+    }
+
+    /// The underlying wgpu device, for interop.
+    pub fn wgpu_device(&self) -> &wgpu::Device {
+        &self.shared.device
+    }
+
+    /// The underlying wgpu queue, for interop.
+    pub fn wgpu_queue(&self) -> &wgpu::Queue {
+        &self.shared.queue
+    }
+
+    pub(crate) fn downgrade(&self) -> Weak<Shared> {
+        Arc::downgrade(&self.shared)
+    }
+
+    /// True when both handles are the same device.
+    pub fn same(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}

@@ -1,0 +1,286 @@
+//! Kernel registry: embedded WGSL sources, a small preprocessor (`#import`,
+//! `#define`, `#ifdef`/`#ifndef`/`#else`/`#endif`) and a pipeline cache keyed
+//! by (shader, entry point, defines).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+include!(concat!(env!("OUT_DIR"), "/shaders.rs"));
+
+/// Names of every kernel shader (files directly under `shaders/`).
+pub fn shader_names() -> impl Iterator<Item = &'static str> {
+    KERNELS.iter().map(|(name, _)| *name)
+}
+
+/// Identifies one compiled pipeline: a shader, an entry point and its defines.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelKey {
+    /// Shader file stem under `shaders/`.
+    pub shader: &'static str,
+    /// Entry point.
+    pub entry: &'static str,
+    /// Defines, sorted by name. A value of `""` is a flag for `#ifdef`;
+    /// anything else also becomes `const NAME = VALUE;`.
+    pub defines: BTreeMap<&'static str, String>,
+}
+
+impl KernelKey {
+    /// A key for `entry` in `shader`. The entry's name in upper case is
+    /// defined as a flag, so a file with several entry points can declare
+    /// each one's bindings under `#ifdef ENTRY`.
+    pub fn new(shader: &'static str, entry: &'static str) -> Self {
+        let mut defines = BTreeMap::new();
+        defines.insert(entry_flag(entry), String::new());
+        Self {
+            shader,
+            entry,
+            defines,
+        }
+    }
+
+    /// Adds a define (a flag when `value` is empty).
+    pub fn define(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.defines.insert(name, value.to_string());
+        self
+    }
+
+    /// Adds a flag define when `on`.
+    pub fn flag(self, name: &'static str, on: bool) -> Self {
+        if on {
+            self.define(name, "")
+        } else {
+            self
+        }
+    }
+
+    /// The WGSL source after preprocessing with this key's defines.
+    pub fn source(&self) -> Result<String> {
+        preprocess(self.shader, &self.defines)
+    }
+}
+
+fn entry_flag(entry: &'static str) -> &'static str {
+    // Entry names are static; leak one upper-case copy per distinct name.
+    static FLAGS: Mutex<Vec<(&'static str, &'static str)>> = Mutex::new(Vec::new());
+    let mut flags = FLAGS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, f)) = flags.iter().find(|(e, _)| *e == entry) {
+        return f;
+    }
+    let f: &'static str = Box::leak(entry.to_ascii_uppercase().into_boxed_str());
+    flags.push((entry, f));
+    f
+}
+
+fn lookup(table: &[(&str, &'static str)], name: &str) -> Option<&'static str> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Preprocesses shader `name` with `defines`: resolves `#import NAME` from
+/// `shaders/shared/` (each at most once), applies `#define`, `#ifdef`,
+/// `#ifndef`, `#else`, `#endif`, and prepends `const` items for valued defines.
+pub fn preprocess(name: &str, defines: &BTreeMap<&'static str, String>) -> Result<String> {
+    let src = lookup(KERNELS, name).ok_or_else(|| Error::Shader {
+        shader: name.to_string(),
+        what: "no such shader under shaders/".into(),
+    })?;
+    let mut defs: BTreeMap<String, String> = defines
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let mut body = String::new();
+    let mut imported = Vec::new();
+    expand(name, src, &mut defs, &mut imported, &mut body)?;
+    let mut out = String::new();
+    for (k, v) in &defs {
+        if !v.is_empty() {
+            out.push_str(&format!("const {k} = {v};\n"));
+        }
+    }
+    out.push_str(&body);
+    Ok(out)
+}
+
+fn expand(
+    shader: &str,
+    src: &str,
+    defs: &mut BTreeMap<String, String>,
+    imported: &mut Vec<String>,
+    out: &mut String,
+) -> Result<()> {
+    let err = |what: String| Error::Shader {
+        shader: shader.to_string(),
+        what,
+    };
+    // Each entry: (this branch active, some enclosing branch inactive).
+    let mut stack: Vec<(bool, bool)> = Vec::new();
+    let active = |stack: &[(bool, bool)]| stack.iter().all(|(on, _)| *on);
+    for (lineno, line) in src.lines().enumerate() {
+        let t = line.trim();
+        let mut words = t.split_whitespace();
+        match words.next() {
+            Some(d @ ("#ifdef" | "#ifndef")) => {
+                let n = words.next().ok_or_else(|| err(format!("line {}: {d} needs a name", lineno + 1)))?;
+                let on = defs.contains_key(n) == (d == "#ifdef");
+                stack.push((on, !active(&stack)));
+            }
+            Some("#else") => {
+                let top = stack
+                    .last_mut()
+                    .ok_or_else(|| err(format!("line {}: #else without #ifdef", lineno + 1)))?;
+                top.0 = !top.0;
+            }
+            Some("#endif") => {
+                stack
+                    .pop()
+                    .ok_or_else(|| err(format!("line {}: #endif without #ifdef", lineno + 1)))?;
+            }
+            _ if !active(&stack) => {}
+            Some("#define") => {
+                let n = words.next().ok_or_else(|| err(format!("line {}: #define needs a name", lineno + 1)))?;
+                let v = words.collect::<Vec<_>>().join(" ");
+                // The host's defines win over the shader's defaults.
+                defs.entry(n.to_string()).or_insert(v);
+            }
+            Some("#import") => {
+                let n = words.next().ok_or_else(|| err(format!("line {}: #import needs a name", lineno + 1)))?;
+                if !imported.iter().any(|i| i == n) {
+                    imported.push(n.to_string());
+                    let inc = lookup(IMPORTS, n).ok_or_else(|| err(format!("#import {n}: no shaders/shared/{n}.wgsl")))?;
+                    expand(n, inc, defs, imported, out)?;
+                }
+            }
+            _ => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    if !stack.is_empty() {
+        return Err(err("unterminated #ifdef".into()));
+    }
+    Ok(())
+}
+
+/// How a kernel uses one storage binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+/// A compiled pipeline and its explicit bind group layout. Binding 0 is the
+/// kernel's uniform parameter struct; bindings 1.. are storage buffers.
+#[derive(Debug)]
+pub struct Kernel {
+    pub(crate) key: KernelKey,
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
+}
+
+impl Kernel {
+    /// The key this pipeline was built from.
+    pub fn key(&self) -> &KernelKey {
+        &self.key
+    }
+}
+
+/// Pipelines built so far, keyed by (key, binding access pattern).
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    map: Mutex<HashMap<(KernelKey, Vec<Access>), Arc<Kernel>>>,
+}
+
+impl PipelineCache {
+    pub(crate) fn get(&self, device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Arc<Kernel>> {
+        let lookup_key = (key.clone(), access.to_vec());
+        if let Some(k) = self.map.lock().map_err(poisoned)?.get(&lookup_key) {
+            return Ok(k.clone());
+        }
+        let kernel = Arc::new(build(device, key, access)?);
+        self.map.lock().map_err(poisoned)?.insert(lookup_key, kernel.clone());
+        Ok(kernel)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.lock().map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+pub(crate) fn poisoned<T>(_: std::sync::PoisonError<T>) -> Error {
+    Error::DeviceLost("a thread panicked while holding recur's device lock".into())
+}
+
+fn label(key: &KernelKey) -> String {
+    let mut s = format!("recur::{}::{}", key.shader, key.entry);
+    for (k, v) in &key.defines {
+        s.push_str(&format!(" {k}={v}"));
+    }
+    s
+}
+
+fn build(device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Kernel> {
+    let source = key.source()?;
+    let name = label(key);
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(&name),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let mut entries = vec![wgpu::BindGroupLayoutEntry {
+        binding: 0,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }];
+    for (i, a) in access.iter().enumerate() {
+        entries.push(wgpu::BindGroupLayoutEntry {
+            binding: i as u32 + 1,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage {
+                    read_only: *a == Access::Read,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        });
+    }
+    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(&name),
+        entries: &entries,
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(&name),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(&name),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(key.entry),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[],
+            // Every kernel writes what it reads from workgroup memory first.
+            zero_initialize_workgroup_memory: false,
+        },
+        cache: None,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::from_wgpu(format!("create_pipeline {name}"), e));
+    }
+    Ok(Kernel {
+        key: key.clone(),
+        pipeline,
+        layout,
+    })
+}

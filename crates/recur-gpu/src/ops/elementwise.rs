@@ -1,0 +1,202 @@
+//! Elementwise launchers (`shaders/elementwise.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{all_f32, device_of, u32_of, Activation};
+use crate::device::Device;
+use crate::error::{check_shape, Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::record::groups_for;
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    nb: u32,
+    op: u32,
+    _pad: u32,
+    alpha: f32,
+    beta: f32,
+    _pad1: [u32; 2],
+}
+
+fn params(op: &'static str, n: usize, nb: usize, code: u32, alpha: f32, beta: f32) -> Result<Params> {
+    Ok(Params {
+        n: u32_of(op, "elements", n)?,
+        nb: u32_of(op, "elements", nb.max(1))?,
+        op: code,
+        _pad: 0,
+        alpha,
+        beta,
+        _pad1: [0; 2],
+    })
+}
+
+fn groups(dev: &Device, n: usize) -> [u32; 3] {
+    [groups_for(n, 256, dev.info().limits.max_compute_workgroups_per_dimension), 1, 1]
+}
+
+/// Binary ops; the second operand may be broadcast over leading dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum BinaryOp {
+    /// a + αb
+    Add = 0,
+    /// a − αb
+    Sub = 1,
+    /// a ⊙ b
+    Mul = 2,
+    /// a / b
+    Div = 3,
+}
+
+/// Writes `value` into every element of `t` (in place).
+pub fn fill(t: &Tensor, value: f32) -> Result<()> {
+    let dev = device_of("fill", &[t])?;
+    t.expect_dtype("fill", DType::F32)?;
+    if t.numel() == 0 {
+        return Ok(());
+    }
+    let p = params("fill", t.numel(), 1, 0, value, 0.0)?;
+    dev.dispatch(
+        &KernelKey::new("elementwise", "fill"),
+        bytemuck::bytes_of(&p),
+        &[(t.storage(), t.bytes(), Access::ReadWrite)],
+        groups(&dev, t.numel()),
+    )
+}
+
+/// `act(alpha * x + beta)`, elementwise.
+pub fn unary(x: &Tensor, act: Activation, alpha: f32, beta: f32) -> Result<Tensor> {
+    let dev = device_of("unary", &[x])?;
+    all_f32("unary", &[x])?;
+    let y = dev.alloc("unary", x.shape(), DType::F32)?;
+    if x.numel() == 0 {
+        return Ok(y);
+    }
+    let p = params("unary", x.numel(), 1, act as u32, alpha, beta)?;
+    dev.dispatch(
+        &KernelKey::new("elementwise", "unary"),
+        bytemuck::bytes_of(&p),
+        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        groups(&dev, x.numel()),
+    )?;
+    Ok(y)
+}
+
+/// `act(x)`.
+pub fn activation(x: &Tensor, act: Activation) -> Result<Tensor> {
+    unary(x, act, 1.0, 0.0)
+}
+
+/// `alpha * x`.
+pub fn scale(x: &Tensor, alpha: f32) -> Result<Tensor> {
+    unary(x, Activation::Identity, alpha, 0.0)
+}
+
+/// Backward of [`activation`]: `dy ⊙ act'(x)` with `x` the forward input.
+pub fn activation_backward(x: &Tensor, dy: &Tensor, act: Activation) -> Result<Tensor> {
+    let dev = device_of("activation_backward", &[x, dy])?;
+    all_f32("activation_backward", &[x, dy])?;
+    check_shape("activation_backward", x.shape(), dy.shape())?;
+    let dx = dev.alloc("activation_backward", x.shape(), DType::F32)?;
+    if x.numel() == 0 {
+        return Ok(dx);
+    }
+    let p = params("activation_backward", x.numel(), 1, act as u32, 1.0, 0.0)?;
+    dev.dispatch(
+        &KernelKey::new("elementwise", "unary_backward"),
+        bytemuck::bytes_of(&p),
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (dy.storage(), dy.bytes(), Access::Read),
+            (dx.storage(), dx.bytes(), Access::ReadWrite),
+        ],
+        groups(&dev, x.numel()),
+    )?;
+    Ok(dx)
+}
+
+/// `a op b`, where b's shape equals a's or a trailing part of it (bias rows).
+pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, alpha: f32) -> Result<Tensor> {
+    let name = "binary";
+    let dev = device_of(name, &[a, b])?;
+    all_f32(name, &[a, b])?;
+    let (sa, sb) = (a.shape(), b.shape());
+    if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || (b.numel() == 0 && a.numel() != 0) {
+        return Err(Error::ShapeMismatch {
+            op: name,
+            expected: format!("{sa:?} or a trailing part of it"),
+            got: sb.to_vec(),
+        });
+    }
+    let c = dev.alloc(name, sa, DType::F32)?;
+    if a.numel() == 0 {
+        return Ok(c);
+    }
+    let p = params(name, a.numel(), b.numel(), op as u32, alpha, 0.0)?;
+    dev.dispatch(
+        &KernelKey::new("elementwise", "binary"),
+        bytemuck::bytes_of(&p),
+        &[
+            (a.storage(), a.bytes(), Access::Read),
+            (b.storage(), b.bytes(), Access::Read),
+            (c.storage(), c.bytes(), Access::ReadWrite),
+        ],
+        groups(&dev, a.numel()),
+    )?;
+    Ok(c)
+}
+
+/// `a + b`.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Add, 1.0)
+}
+
+/// `a - b`.
+pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Sub, 1.0)
+}
+
+/// `a ⊙ b`.
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    binary(a, b, BinaryOp::Mul, 1.0)
+}
+
+/// Converts between f32 and f16 storage (f16 pairs are packed in u32 words,
+/// so this works without SHADER_F16).
+pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
+    let dev = device_of("cast", &[x])?;
+    let entry = match (x.dtype(), to) {
+        (a, b) if a == b => return Ok(x.clone()),
+        (DType::F32, DType::F16) => "cast_to_f16",
+        (DType::F16, DType::F32) => "cast_to_f32",
+        (d, _) => {
+            return Err(Error::DType {
+                op: "cast",
+                dtype: d,
+                expected: "F32 -> F16 or F16 -> F32",
+            })
+        }
+    };
+    let y = dev.alloc("cast", x.shape(), to)?;
+    if x.numel() == 0 {
+        return Ok(y);
+    }
+    let p = params("cast", x.numel(), 1, 0, 0.0, 0.0)?;
+    dev.dispatch(
+        &KernelKey::new("elementwise", entry),
+        bytemuck::bytes_of(&p),
+        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        groups(&dev, x.numel()),
+    )?;
+    Ok(y)
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    ["fill", "unary", "unary_backward", "binary", "cast_to_f16", "cast_to_f32"]
+        .into_iter()
+        .map(|e| KernelKey::new("elementwise", e))
+        .collect()
+}

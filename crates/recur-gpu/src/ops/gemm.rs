@@ -1,0 +1,232 @@
+//! GEMM launcher (`shaders/gemm.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{all_f32, device_of, u32_of, Activation};
+use crate::error::{Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    lda: u32,
+    ldb: u32,
+    ldc: u32,
+    act: u32,
+    stride_a: u32,
+    stride_b: u32,
+    stride_c: u32,
+    use_beta: u32,
+    alpha: f32,
+    beta: f32,
+    _pad: [u32; 2],
+}
+
+/// Which GEMM kernel to run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum GemmKernel {
+    /// 64x64 tiles, 4x4 register blocks, workgroup-memory staging.
+    #[default]
+    Tiled,
+    /// One output per invocation (the benchmark baseline).
+    Naive,
+}
+
+/// `C = act(alpha * op(A) op(B) + beta * C + bias)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Gemm {
+    /// Scale of the product.
+    pub alpha: f32,
+    /// Scale of C's previous contents (only read when non-zero).
+    pub beta: f32,
+    /// Use Aᵀ: A is stored (K, M).
+    pub trans_a: bool,
+    /// Use Bᵀ: B is stored (N, K) (PyTorch's `x @ W.T` with W (out, in)).
+    pub trans_b: bool,
+    /// Epilogue activation.
+    pub activation: Activation,
+    /// Kernel choice.
+    pub kernel: GemmKernel,
+}
+
+impl Default for Gemm {
+    fn default() -> Self {
+        Self {
+            alpha: 1.0,
+            beta: 0.0,
+            trans_a: false,
+            trans_b: false,
+            activation: Activation::Identity,
+            kernel: GemmKernel::Tiled,
+        }
+    }
+}
+
+/// Dimensions of a checked GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmShape {
+    /// Batch.
+    pub z: usize,
+    /// Rows of op(A).
+    pub m: usize,
+    /// Columns of op(B).
+    pub n: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// B is shared by every batch entry.
+    pub shared_b: bool,
+}
+
+fn split(t: &Tensor) -> Option<(usize, usize, usize)> {
+    match *t.shape() {
+        [r, c] => Some((1, r, c)),
+        [z, r, c] => Some((z, r, c)),
+        _ => None,
+    }
+}
+
+impl Gemm {
+    /// Checks operand shapes: A (M, K) or (Z, M, K) (transposed: (K, M)),
+    /// B (K, N) or (Z, K, N) (transposed: (N, K)); a 2-D B is shared across
+    /// the batch.
+    pub fn shape(&self, a: &Tensor, b: &Tensor) -> Result<GemmShape> {
+        let mismatch = |expected: String, got: &Tensor| Error::ShapeMismatch {
+            op: "gemm",
+            expected,
+            got: got.shape().to_vec(),
+        };
+        let (za, ra, ca) = split(a).ok_or_else(|| mismatch("A of rank 2 or 3".into(), a))?;
+        let (zb, rb, cb) = split(b).ok_or_else(|| mismatch("B of rank 2 or 3".into(), b))?;
+        let (m, k) = if self.trans_a { (ca, ra) } else { (ra, ca) };
+        let (kb, n) = if self.trans_b { (cb, rb) } else { (rb, cb) };
+        if kb != k {
+            return Err(mismatch(
+                format!("B with inner dimension {k} to match A {:?} (trans_a={}, trans_b={})", a.shape(), self.trans_a, self.trans_b),
+                b,
+            ));
+        }
+        let shared_b = b.shape().len() == 2;
+        if !shared_b && zb != za {
+            return Err(mismatch(format!("B with batch {za} like A {:?}", a.shape()), b));
+        }
+        Ok(GemmShape { z: za, m, n, k, shared_b })
+    }
+
+    /// Output shape for A and B: (M, N), or (Z, M, N) for a batched A.
+    pub fn out_shape(&self, a: &Tensor, s: &GemmShape) -> Vec<usize> {
+        if a.shape().len() == 3 {
+            vec![s.z, s.m, s.n]
+        } else {
+            vec![s.m, s.n]
+        }
+    }
+
+    /// Runs the GEMM into a new tensor (beta is ignored: there is no old C).
+    pub fn run(&self, a: &Tensor, b: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        let s = self.shape(a, b)?;
+        let dev = device_of("gemm", &[a, b])?;
+        let out = dev.alloc("gemm", &self.out_shape(a, &s), DType::F32)?;
+        Gemm { beta: 0.0, ..*self }.run_into(a, b, bias, &out)?;
+        Ok(out)
+    }
+
+    /// Runs the GEMM into `c`, reading its old contents when beta ≠ 0.
+    pub fn run_into(&self, a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor) -> Result<()> {
+        let s = self.shape(a, b)?;
+        let mut operands = vec![a, b, c];
+        operands.extend(bias);
+        let dev = device_of("gemm", &operands)?;
+        all_f32("gemm", &operands)?;
+        let want = self.out_shape(a, &s);
+        crate::error::check_shape("gemm", &want, c.shape())?;
+        if let Some(bias) = bias {
+            crate::error::check_shape("gemm", &[s.n], bias.shape())?;
+        }
+        if s.z == 0 || s.m == 0 || s.n == 0 {
+            return Ok(());
+        }
+        let (lda, ldb) = (a.shape()[a.shape().len() - 1], b.shape()[b.shape().len() - 1]);
+        let params = Params {
+            m: u32_of("gemm", "M", s.m)?,
+            n: u32_of("gemm", "N", s.n)?,
+            k: u32_of("gemm", "K", s.k)?,
+            batch: u32_of("gemm", "batch", s.z)?,
+            lda: lda as u32,
+            ldb: ldb as u32,
+            ldc: s.n as u32,
+            act: self.activation as u32,
+            stride_a: u32_of("gemm", "M*K", s.m * s.k)?,
+            stride_b: if s.shared_b { 0 } else { u32_of("gemm", "K*N", s.k * s.n)? },
+            stride_c: u32_of("gemm", "M*N", s.m * s.n)?,
+            use_beta: (self.beta != 0.0) as u32,
+            alpha: self.alpha,
+            beta: self.beta,
+            _pad: [0; 2],
+        };
+        let key = key(self.kernel, self.trans_a, self.trans_b, bias.is_some());
+        let mut bufs = vec![
+            (a.storage(), a.bytes(), Access::Read),
+            (b.storage(), b.bytes(), Access::Read),
+            (c.storage(), c.bytes(), Access::ReadWrite),
+        ];
+        if let Some(bias) = bias {
+            bufs.push((bias.storage(), bias.bytes(), Access::Read));
+        }
+        let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
+        let tile = match self.kernel {
+            GemmKernel::Tiled => 64,
+            GemmKernel::Naive => 16,
+        };
+        let groups = [s.n.div_ceil(tile), s.m.div_ceil(tile), s.z];
+        if groups.iter().any(|&g| g > lim) {
+            return Err(Error::TooLarge {
+                op: "gemm",
+                shape: vec![s.z, s.m, s.n, s.k],
+                bytes: c.bytes(),
+                limit_name: "max_compute_workgroups_per_dimension",
+                limit: lim as u64,
+            });
+        }
+        dev.dispatch(&key, bytemuck::bytes_of(&params), &bufs, groups.map(|g| g as u32))
+    }
+}
+
+fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool) -> KernelKey {
+    let entry = match kernel {
+        GemmKernel::Tiled => "gemm",
+        GemmKernel::Naive => "gemm_naive",
+    };
+    KernelKey::new("gemm", entry)
+        .flag("TRANS_A", trans_a)
+        .flag("TRANS_B", trans_b)
+        .flag("BIAS", bias)
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    let mut v = Vec::new();
+    for kernel in [GemmKernel::Tiled, GemmKernel::Naive] {
+        for bits in 0..8 {
+            v.push(key(kernel, bits & 1 != 0, bits & 2 != 0, bits & 4 != 0));
+        }
+    }
+    v
+}
+
+/// `a @ b` for (M, K) x (K, N), or batched (Z, M, K) x (Z, K, N) / (K, N).
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    Gemm::default().run(a, b, None)
+}
+
+/// `x @ wᵀ + bias`, PyTorch's `nn.Linear` with `w` of shape (out, in).
+pub fn linear(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    Gemm {
+        trans_b: true,
+        ..Gemm::default()
+    }
+    .run(x, w, bias)
+}

@@ -1,0 +1,173 @@
+//! Transpose, slice and concat (`shaders/layout.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{all_f32, device_of, u32_of};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::record::groups_for;
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    outer: u32,
+    inner: u32,
+    ns: u32,
+    nd: u32,
+    src_off: u32,
+    dst_off: u32,
+    len: u32,
+    _pad: [u32; 3],
+}
+
+/// Swaps the last two axes: (.., R, C) -> (.., C, R).
+pub fn transpose(x: &Tensor) -> Result<Tensor> {
+    let op = "transpose";
+    let dev = device_of(op, &[x])?;
+    all_f32(op, &[x])?;
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "rank >= 2".into(),
+            got: s.to_vec(),
+        });
+    }
+    let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
+    let z: usize = s[..s.len() - 2].iter().product();
+    let mut shape = s.to_vec();
+    let n = shape.len();
+    shape.swap(n - 2, n - 1);
+    let y = dev.alloc(op, &shape, DType::F32)?;
+    if y.numel() == 0 {
+        return Ok(y);
+    }
+    let p = Params {
+        rows: u32_of(op, "rows", r)?,
+        cols: u32_of(op, "cols", c)?,
+        ..Params::default()
+    };
+    let groups = [c.div_ceil(16), r.div_ceil(16), z];
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
+    if groups.iter().any(|&g| g > lim) {
+        return Err(Error::TooLarge {
+            op,
+            shape: s.to_vec(),
+            bytes: x.bytes(),
+            limit_name: "max_compute_workgroups_per_dimension",
+            limit: lim as u64,
+        });
+    }
+    dev.dispatch(
+        &KernelKey::new("layout", "transpose"),
+        bytemuck::bytes_of(&p),
+        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        groups.map(|g| g as u32),
+    )?;
+    Ok(y)
+}
+
+fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<()> {
+    if axis < shape.len() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            op,
+            what: format!("axis {axis} out of range for shape {shape:?}"),
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn copy_axis(
+    dev: &Device,
+    src: &Tensor,
+    dst: &Tensor,
+    axis: usize,
+    src_off: usize,
+    dst_off: usize,
+    len: usize,
+) -> Result<()> {
+    let op = "copy_axis";
+    let outer: usize = src.shape()[..axis].iter().product();
+    let inner: usize = src.shape()[axis + 1..].iter().product();
+    let total = outer * len * inner;
+    if total == 0 {
+        return Ok(());
+    }
+    let p = Params {
+        outer: u32_of(op, "outer", outer)?,
+        inner: u32_of(op, "inner", inner)?,
+        ns: u32_of(op, "axis", src.shape()[axis])?,
+        nd: u32_of(op, "axis", dst.shape()[axis])?,
+        src_off: src_off as u32,
+        dst_off: dst_off as u32,
+        len: len as u32,
+        ..Params::default()
+    };
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension;
+    dev.dispatch(
+        &KernelKey::new("layout", "copy_axis"),
+        bytemuck::bytes_of(&p),
+        &[(src.storage(), src.bytes(), Access::Read), (dst.storage(), dst.bytes(), Access::ReadWrite)],
+        [groups_for(total, 256, lim), 1, 1],
+    )
+}
+
+/// Elements `start..start + len` of `axis`.
+pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
+    let op = "slice";
+    let dev = device_of(op, &[x])?;
+    all_f32(op, &[x])?;
+    check_axis(op, x.shape(), axis)?;
+    if start.checked_add(len).is_none_or(|end| end > x.shape()[axis]) {
+        return Err(Error::InvalidArgument {
+            op,
+            what: format!("range {start}..{} out of bounds for axis {axis} of {:?}", start.saturating_add(len), x.shape()),
+        });
+    }
+    let mut shape = x.shape().to_vec();
+    shape[axis] = len;
+    let y = dev.alloc(op, &shape, DType::F32)?;
+    copy_axis(&dev, x, &y, axis, start, 0, len)?;
+    Ok(y)
+}
+
+/// Joins `parts` along `axis`; all other dimensions must agree.
+pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let op = "concat";
+    let dev = device_of(op, parts)?;
+    all_f32(op, parts)?;
+    let first = parts[0].shape();
+    check_axis(op, first, axis)?;
+    let mut total = 0;
+    for t in parts {
+        let s = t.shape();
+        let same = s.len() == first.len() && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+        if !same {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: format!("{first:?} in every axis but {axis}"),
+                got: s.to_vec(),
+            });
+        }
+        total += s[axis];
+    }
+    let mut shape = first.to_vec();
+    shape[axis] = total;
+    let y = dev.alloc(op, &shape, DType::F32)?;
+    let mut off = 0;
+    for t in parts {
+        copy_axis(&dev, t, &y, axis, 0, off, t.shape()[axis])?;
+        off += t.shape()[axis];
+    }
+    Ok(y)
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    vec![KernelKey::new("layout", "transpose"), KernelKey::new("layout", "copy_axis")]
+}

@@ -1,0 +1,155 @@
+//! Reduction launchers (`shaders/reduce.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{all_f32, device_of, u32_of};
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::record::groups_for;
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    outer: u32,
+    n: u32,
+    inner: u32,
+    op: u32,
+    out_offset: u32,
+    sqrt_out: u32,
+    _pad: [u32; 2],
+}
+
+/// What a reduction computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Reduce {
+    /// Σ x
+    Sum = 0,
+    /// Σ x / n
+    Mean = 1,
+    /// max x
+    Max = 2,
+    /// Σ x²
+    SumSquares = 3,
+}
+
+/// Reduces `x` over `axis`, removing that axis from the shape.
+pub fn reduce(x: &Tensor, axis: usize, op: Reduce) -> Result<Tensor> {
+    let dev = device_of("reduce", &[x])?;
+    all_f32("reduce", &[x])?;
+    let shape = x.shape();
+    if axis >= shape.len() {
+        return Err(Error::InvalidArgument {
+            op: "reduce",
+            what: format!("axis {axis} out of range for shape {shape:?}"),
+        });
+    }
+    if shape[axis] == 0 {
+        return Err(Error::ShapeMismatch {
+            op: "reduce",
+            expected: format!("a non-empty axis {axis}"),
+            got: shape.to_vec(),
+        });
+    }
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
+    let mut out_shape = shape.to_vec();
+    out_shape.remove(axis);
+    let y = dev.alloc("reduce", &out_shape, DType::F32)?;
+    if y.numel() == 0 {
+        return Ok(y);
+    }
+    record(&dev, x, &y, outer, shape[axis], inner, op, 0, false)?;
+    Ok(y)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    dev: &Device,
+    x: &Tensor,
+    y: &Tensor,
+    outer: usize,
+    n: usize,
+    inner: usize,
+    op: Reduce,
+    out_offset: usize,
+    sqrt_out: bool,
+) -> Result<()> {
+    let p = Params {
+        outer: u32_of("reduce", "outer", outer)?,
+        n: u32_of("reduce", "axis length", n)?,
+        inner: u32_of("reduce", "inner", inner)?,
+        op: op as u32,
+        out_offset: out_offset as u32,
+        sqrt_out: sqrt_out as u32,
+        _pad: [0; 2],
+    };
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension;
+    let (entry, groups) = if inner == 1 {
+        ("reduce_rows", groups_for(outer, 1, lim))
+    } else {
+        ("reduce_cols", groups_for(outer * inner, 256, lim))
+    };
+    dev.dispatch(
+        &KernelKey::new("reduce", entry),
+        bytemuck::bytes_of(&p),
+        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        [groups, 1, 1],
+    )
+}
+
+/// Σ over `axis`.
+pub fn sum(x: &Tensor, axis: usize) -> Result<Tensor> {
+    reduce(x, axis, Reduce::Sum)
+}
+
+/// Mean over `axis`.
+pub fn mean(x: &Tensor, axis: usize) -> Result<Tensor> {
+    reduce(x, axis, Reduce::Mean)
+}
+
+/// Max over `axis`.
+pub fn max(x: &Tensor, axis: usize) -> Result<Tensor> {
+    reduce(x, axis, Reduce::Max)
+}
+
+/// Workgroups used per tensor by the first pass of [`global_l2_norm`].
+const NORM_PARTIALS: usize = 64;
+
+/// `sqrt(Σ_t Σ_i t_i²)` over all `tensors`, as a one-element tensor, without
+/// a readback: the global gradient norm of Pascanu et al. (2013).
+pub fn global_l2_norm(tensors: &[&Tensor]) -> Result<Tensor> {
+    let dev = device_of("global_l2_norm", tensors)?;
+    all_f32("global_l2_norm", tensors)?;
+    let partials = dev.alloc("global_l2_norm", &[tensors.len() * NORM_PARTIALS], DType::F32)?;
+    for (i, t) in tensors.iter().enumerate() {
+        let p = Params {
+            outer: 1,
+            n: u32_of("global_l2_norm", "elements", t.numel())?,
+            inner: 1,
+            op: Reduce::SumSquares as u32,
+            out_offset: (i * NORM_PARTIALS) as u32,
+            sqrt_out: 0,
+            _pad: [0; 2],
+        };
+        // Empty tensors still write zero partials.
+        dev.dispatch(
+            &KernelKey::new("reduce", "sumsq_partial"),
+            bytemuck::bytes_of(&p),
+            &[(t.storage(), t.bytes(), Access::Read), (partials.storage(), partials.bytes(), Access::ReadWrite)],
+            [NORM_PARTIALS as u32, 1, 1],
+        )?;
+    }
+    let y = dev.alloc("global_l2_norm", &[1], DType::F32)?;
+    record(&dev, &partials, &y, 1, partials.numel(), 1, Reduce::Sum, 0, true)?;
+    Ok(y)
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    ["reduce_rows", "reduce_cols", "sumsq_partial"]
+        .into_iter()
+        .map(|e| KernelKey::new("reduce", e))
+        .collect()
+}

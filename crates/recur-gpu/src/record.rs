@@ -1,0 +1,353 @@
+//! Recording and submission.
+//!
+//! Ops append [`Dispatch`]es (plain data: a pipeline, its parameter bytes, its
+//! buffers and a workgroup count) to the device's open recording. Nothing is
+//! encoded or waited on until a readback, [`Device::sync`] or
+//! [`Device::flush`]; then all pending dispatches go out in one compute pass
+//! and one submission. The buffers a dispatch uses stay referenced until the
+//! GPU reports the submission done, so the pool never hands out a buffer that
+//! in-flight work still reads.
+
+use std::num::NonZeroU64;
+use std::sync::Arc;
+
+use crate::device::Device;
+use crate::error::{Error, Result};
+use crate::kernel::{poisoned, Access, Kernel, KernelKey};
+use crate::pool::GpuBuffer;
+
+/// Pending dispatches past which the recording is submitted without waiting.
+pub const MAX_PENDING_DISPATCHES: usize = 16_384;
+
+/// One storage binding of a dispatch: a buffer and how many bytes to bind.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    /// The buffer.
+    pub buffer: Arc<GpuBuffer>,
+    /// Bytes bound from offset 0 (a multiple of 4).
+    pub bytes: u64,
+}
+
+/// One recorded compute dispatch.
+#[derive(Debug)]
+pub struct Dispatch {
+    /// The pipeline.
+    pub kernel: Arc<Kernel>,
+    /// Contents of the kernel's uniform parameter struct (binding 0).
+    pub params: Vec<u8>,
+    /// Storage bindings 1.., in order.
+    pub bindings: Vec<Binding>,
+    /// Workgroup counts.
+    pub workgroups: [u32; 3],
+}
+
+/// Submission counters, from [`Device::counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Dispatches recorded since the device was made.
+    pub dispatches: u64,
+    /// Queue submissions since the device was made.
+    pub submissions: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Recorder {
+    pending: Vec<Dispatch>,
+    counters: Counters,
+}
+
+/// Lays out parameter blocks back to back, each at a multiple of `align`
+/// bytes. Returns the arena and each block's offset.
+pub fn pack_params<'a>(blocks: impl IntoIterator<Item = &'a [u8]>, align: u64) -> (Vec<u8>, Vec<u64>) {
+    let align = align.max(16) as usize;
+    let mut arena = Vec::new();
+    let mut offsets = Vec::new();
+    for b in blocks {
+        arena.resize(arena.len().div_ceil(align) * align, 0);
+        offsets.push(arena.len() as u64);
+        arena.extend_from_slice(b);
+    }
+    arena.resize(arena.len().div_ceil(16).max(1) * 16, 0);
+    (arena, offsets)
+}
+
+/// Workgroup count covering `n` items with `per_group` items per workgroup,
+/// capped at the adapter's per-dimension limit (kernels loop over the rest).
+pub fn groups_for(n: usize, per_group: usize, max_per_dim: u32) -> u32 {
+    (n.div_ceil(per_group.max(1)) as u64).clamp(1, max_per_dim as u64) as u32
+}
+
+/// How one pass's GPU time is captured (timestamp queries).
+struct Timestamps {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+}
+
+impl Device {
+    /// Records a dispatch of `key` over `buffers` (each with its access mode)
+    /// with `params` as the uniform struct.
+    pub(crate) fn dispatch(
+        &self,
+        key: &KernelKey,
+        params: &[u8],
+        buffers: &[(&Arc<GpuBuffer>, u64, Access)],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let access: Vec<Access> = buffers.iter().map(|b| b.2).collect();
+        let kernel = self.shared.pipelines.get(&self.shared.device, key, &access)?;
+        let mut params = params.to_vec();
+        params.resize(params.len().div_ceil(16).max(1) * 16, 0);
+        let d = Dispatch {
+            kernel,
+            params,
+            bindings: buffers
+                .iter()
+                .map(|(b, bytes, _)| Binding {
+                    buffer: (*b).clone(),
+                    bytes: bytes.div_ceil(4).max(1) * 4,
+                })
+                .collect(),
+            workgroups,
+        };
+        let full = {
+            let mut r = self.shared.recorder.lock().map_err(poisoned)?;
+            r.pending.push(d);
+            r.counters.dispatches += 1;
+            r.pending.len() >= MAX_PENDING_DISPATCHES
+        };
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Dispatch and submission counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.recorder.lock().map(|r| r.counters).unwrap_or_default()
+    }
+
+    /// Number of dispatches recorded and not yet submitted.
+    pub fn pending_dispatches(&self) -> usize {
+        self.shared.recorder.lock().map(|r| r.pending.len()).unwrap_or(0)
+    }
+
+    /// Submits the open recording without waiting for it.
+    pub fn flush(&self) -> Result<()> {
+        self.submit(|_| {}, None).map(|_| ())
+    }
+
+    /// Submits the open recording and waits until the GPU has finished all work.
+    pub fn sync(&self) -> Result<()> {
+        self.submit(|_| {}, None)?;
+        self.wait()
+    }
+
+    /// Like [`Device::sync`], but also returns the GPU time of the submitted
+    /// pass when the adapter has TIMESTAMP_QUERY (`None` otherwise).
+    pub fn sync_timed(&self) -> Result<Option<std::time::Duration>> {
+        if !self.info().has(wgpu::Features::TIMESTAMP_QUERY) {
+            self.sync()?;
+            return Ok(None);
+        }
+        let dev = &self.shared.device;
+        let ts = Timestamps {
+            set: dev.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("recur::timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolve: dev.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("recur::timestamps::resolve"),
+                size: 16,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+        };
+        let staging = self.staging(16)?;
+        self.submit(
+            |enc| {
+                enc.resolve_query_set(&ts.set, 0..2, &ts.resolve, 0);
+                enc.copy_buffer_to_buffer(&ts.resolve, 0, staging.raw(), 0, 16);
+            },
+            Some(&ts),
+        )?;
+        let bytes = pollster::block_on(self.map_read(&staging, 16))?;
+        let t: &[u64] = bytemuck::cast_slice(&bytes);
+        let ns = t[1].saturating_sub(t[0]) as f64 * self.shared.queue.get_timestamp_period() as f64;
+        Ok(Some(std::time::Duration::from_nanos(ns as u64)))
+    }
+
+    /// Blocks until all submitted work is done, then reports any error wgpu
+    /// raised outside an error scope.
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.shared
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.take_uncaptured("sync")
+    }
+
+    fn take_uncaptured(&self, op: &str) -> Result<()> {
+        let mut errs = self.shared.uncaptured.lock().map_err(poisoned)?;
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let message = errs.join("; ");
+        errs.clear();
+        Err(Error::Validation {
+            op: op.to_string(),
+            message,
+        })
+    }
+
+    /// Encodes every pending dispatch into one compute pass, then `extra`
+    /// (copies for a readback), and submits it all as one command buffer.
+    fn submit(&self, extra: impl FnOnce(&mut wgpu::CommandEncoder), ts: Option<&Timestamps>) -> Result<()> {
+        let sh = &self.shared;
+        let mut rec = sh.recorder.lock().map_err(poisoned)?;
+        let pending = std::mem::take(&mut rec.pending);
+        let align = sh.info.limits.min_uniform_buffer_offset_alignment as u64;
+        let (arena, offsets) = pack_params(pending.iter().map(|d| d.params.as_slice()), align);
+        let params = sh.pool.alloc(
+            &sh.device,
+            "recur::params",
+            arena.len() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        );
+        let scope = sh.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        sh.queue.write_buffer(params.raw(), 0, &arena);
+        let mut enc = sh.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("recur::recording"),
+        });
+        if !pending.is_empty() || ts.is_some() {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("recur::pass"),
+                timestamp_writes: ts.map(|t| wgpu::ComputePassTimestampWrites {
+                    query_set: &t.set,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            for (d, off) in pending.iter().zip(&offsets) {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: params.raw(),
+                        offset: *off,
+                        size: NonZeroU64::new(d.params.len() as u64),
+                    }),
+                }];
+                for (i, b) in d.bindings.iter().enumerate() {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: b.buffer.raw(),
+                            offset: 0,
+                            size: NonZeroU64::new(b.bytes.min(b.buffer.size())),
+                        }),
+                    });
+                }
+                let bind = sh.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(d.kernel.key.entry),
+                    layout: &d.kernel.layout,
+                    entries: &entries,
+                });
+                pass.set_pipeline(&d.kernel.pipeline);
+                pass.set_bind_group(0, &bind, &[]);
+                let [x, y, z] = d.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        }
+        extra(&mut enc);
+        sh.queue.submit([enc.finish()]);
+        rec.counters.submissions += 1;
+        drop(rec);
+        let err = pollster::block_on(scope.pop());
+        // Keep every buffer the work touches alive until the GPU is done with it.
+        let keep: Vec<Arc<GpuBuffer>> = pending
+            .into_iter()
+            .flat_map(|d| d.bindings.into_iter().map(|b| b.buffer))
+            .chain(std::iter::once(params))
+            .collect();
+        sh.queue.on_submitted_work_done(move || drop(keep));
+        match err {
+            Some(e) => Err(Error::from_wgpu("submit", e)),
+            None => Ok(()),
+        }
+    }
+
+    fn staging(&self, bytes: u64) -> Result<Arc<GpuBuffer>> {
+        Ok(self.shared.pool.alloc(
+            &self.shared.device,
+            "recur::readback",
+            bytes,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        ))
+    }
+
+    /// Submits the recording plus a copy of `bytes` of `src` into a staging
+    /// buffer, and reads it back.
+    pub(crate) async fn read_buffer(&self, src: &Arc<GpuBuffer>, bytes: u64) -> Result<Vec<u8>> {
+        let size = bytes.div_ceil(4).max(1) * 4;
+        let staging = self.staging(size)?;
+        self.submit(|enc| enc.copy_buffer_to_buffer(src.raw(), 0, staging.raw(), 0, size), None)?;
+        let mut out = self.map_read(&staging, size).await?;
+        out.truncate(bytes as usize);
+        Ok(out)
+    }
+
+    async fn map_read(&self, staging: &Arc<GpuBuffer>, size: u64) -> Result<Vec<u8>> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        staging.raw().map_async(wgpu::MapMode::Read, 0..size, move |r| {
+            let _ = tx.send(r);
+        });
+        // Native backends make progress only when polled; on the web this is a no-op.
+        self.wait()?;
+        rx.await
+            .map_err(|_| Error::Readback {
+                op: "to_vec",
+                message: "map callback dropped".into(),
+            })?
+            .map_err(|e| Error::Readback {
+                op: "to_vec",
+                message: e.to_string(),
+            })?;
+        let out = {
+            let view = staging.raw().get_mapped_range(0..size).map_err(|e| Error::Readback {
+                op: "to_vec",
+                message: e.to_string(),
+            })?;
+            view.to_vec()
+        };
+        staging.raw().unmap();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_are_packed_at_aligned_offsets() {
+        let a = [1u8; 20];
+        let b = [2u8; 16];
+        let c = [3u8; 48];
+        let (arena, offs) = pack_params([&a[..], &b[..], &c[..]], 256);
+        assert_eq!(offs, vec![0, 256, 512]);
+        assert_eq!(arena.len(), 512 + 48);
+        assert_eq!(&arena[256..272], &b);
+        assert!(arena[20..256].iter().all(|&x| x == 0));
+        let (arena, offs) = pack_params(std::iter::empty(), 256);
+        assert!(offs.is_empty());
+        assert_eq!(arena.len(), 16);
+    }
+
+    #[test]
+    fn group_counts_cover_and_respect_the_limit() {
+        assert_eq!(groups_for(0, 256, 65535), 1);
+        assert_eq!(groups_for(256, 256, 65535), 1);
+        assert_eq!(groups_for(257, 256, 65535), 2);
+        assert_eq!(groups_for(1 << 30, 256, 65535), 65535);
+    }
+}

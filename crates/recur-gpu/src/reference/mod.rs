@@ -1,0 +1,97 @@
+//! Plain-Rust twins of every kernel, written with the same loop structure and
+//! f64 accumulation. Tests compare the GPU against these.
+
+mod gemm;
+mod rows;
+
+pub use gemm::gemm;
+pub use rows::{concat, cross_entropy, embedding, embedding_backward, reduce, slice, softmax, transpose};
+
+use crate::ops::Activation;
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `act(x)`, in f64.
+pub fn activate(x: f64, act: Activation) -> f64 {
+    match act {
+        Activation::Identity => x,
+        Activation::Sigmoid => sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Relu => x.max(0.0),
+        Activation::Silu => x * sigmoid(x),
+        Activation::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+        Activation::Elu1 => {
+            if x > 0.0 {
+                x + 1.0
+            } else {
+                x.exp()
+            }
+        }
+        Activation::Exp => x.exp(),
+        Activation::Log => x.ln(),
+        Activation::Neg => -x,
+        Activation::Square => x * x,
+    }
+}
+
+/// `d act(x) / dx`, in f64.
+pub fn activate_grad(x: f64, act: Activation) -> f64 {
+    match act {
+        Activation::Identity => 1.0,
+        Activation::Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
+        Activation::Tanh => 1.0 - x.tanh().powi(2),
+        Activation::Relu => (x > 0.0) as u8 as f64,
+        Activation::Silu => sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))),
+        Activation::Softplus => sigmoid(x),
+        Activation::Elu1 => {
+            if x > 0.0 {
+                1.0
+            } else {
+                x.exp()
+            }
+        }
+        Activation::Exp => x.exp(),
+        Activation::Log => 1.0 / x,
+        Activation::Neg => -1.0,
+        Activation::Square => 2.0 * x,
+    }
+}
+
+/// `act(alpha * x + beta)` elementwise.
+pub fn unary(x: &[f32], act: Activation, alpha: f32, beta: f32) -> Vec<f32> {
+    x.iter()
+        .map(|&v| activate(alpha as f64 * v as f64 + beta as f64, act) as f32)
+        .collect()
+}
+
+/// `dy * act'(x)` elementwise.
+pub fn unary_backward(x: &[f32], dy: &[f32], act: Activation) -> Vec<f32> {
+    x.iter()
+        .zip(dy)
+        .map(|(&v, &g)| (g as f64 * activate_grad(v as f64, act)) as f32)
+        .collect()
+}
+
+/// `a op b[i % len(b)]`.
+pub fn binary(a: &[f32], b: &[f32], op: crate::ops::elementwise::BinaryOp, alpha: f32) -> Vec<f32> {
+    use crate::ops::elementwise::BinaryOp::*;
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let y = b[i % b.len()];
+            match op {
+                Add => x + alpha * y,
+                Sub => x - alpha * y,
+                Mul => x * y,
+                Div => x / y,
+            }
+        })
+        .collect()
+}

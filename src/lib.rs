@@ -1,0 +1,1 @@
+pub use recur_gpu as gpu; pub use recur_nn as nn;
