@@ -1,1 +1,60 @@
-fn main(){}
+//! `recur-bench`: the shader benchmark harness.
+//!
+//! ```text
+//! cargo run --release -p recur-bench -- peak
+//! cargo run --release -p recur-bench -- gemm --json gemm.json
+//! ```
+
+mod record;
+mod suites;
+mod timing;
+
+use clap::{Parser, Subcommand};
+use recur_gpu::Device;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks recur's kernels on the current adapter")]
+struct Cli {
+    #[command(subcommand)]
+    suite: Suite,
+    /// Write the records as a JSON array to this path.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+    /// Timed runs per configuration (median reported; at least 5).
+    #[arg(long, global = true, default_value_t = 7)]
+    runs: usize,
+    /// Fewer shapes, for a fast check.
+    #[arg(long, global = true)]
+    quick: bool,
+}
+
+#[derive(Subcommand)]
+enum Suite {
+    /// The adapter's FMA throughput and copy bandwidth.
+    Peak,
+    /// GEMM, tiled vs naive.
+    Gemm,
+    /// Every suite.
+    All,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let dev = Device::new()?;
+    eprint!("{}", dev.info());
+    let records = match cli.suite {
+        Suite::Peak => suites::peak(&dev, cli.runs)?,
+        Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
+        Suite::All => {
+            let mut r = suites::peak(&dev, cli.runs)?;
+            r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
+            r
+        }
+    };
+    record::print_table(&records);
+    if let Some(path) = cli.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&records)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -30,11 +30,12 @@ struct Params {
 /// Which GEMM kernel to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmKernel {
-    /// 64x64 tiles, 4x4 register blocks, workgroup-memory staging.
+    /// 64x64 tiles, 8x8 register blocks, workgroup-memory staging.
     #[default]
     Tiled,
     /// One output per invocation (the benchmark baseline).
     Naive,
+
 }
 
 /// `C = act(alpha * op(A) op(B) + beta * C + bias)`.

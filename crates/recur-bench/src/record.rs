@@ -1,0 +1,55 @@
+//! The benchmark record format shared by every suite, and its table view.
+
+use serde::Serialize;
+
+/// One measured kernel configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct Record {
+    /// Suite name (`gemm`, `peak`, ...).
+    pub suite: String,
+    /// Kernel name; baselines contain `naive` or `unfused`.
+    pub name: String,
+    /// `fwd`, `fwd+bwd`, or what the suite measures.
+    pub mode: String,
+    /// Named dimensions, e.g. {"m":1024,"n":1024,"k":1024}.
+    pub shape: serde_json::Map<String, serde_json::Value>,
+    /// Storage dtype.
+    pub dtype: String,
+    /// Median time per call in milliseconds.
+    pub ms_median: f64,
+    /// Fastest call.
+    pub ms_min: f64,
+    /// Slowest call.
+    pub ms_max: f64,
+    /// Floating-point throughput at the median (0 where not meaningful).
+    pub gflops: f64,
+    /// Memory throughput at the median (0 where not meaningful).
+    pub gbps: f64,
+    /// Adapter name and backend.
+    pub device: String,
+}
+
+/// Builds a shape object from (name, value) pairs.
+pub fn shape(dims: &[(&str, usize)]) -> serde_json::Map<String, serde_json::Value> {
+    dims.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
+}
+
+/// Prints records as an aligned table.
+pub fn print_table(records: &[Record]) {
+    println!(
+        "{:<8} {:<22} {:<8} {:<28} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "suite", "name", "mode", "shape", "ms_median", "ms_min", "ms_max", "GFLOP/s", "GB/s"
+    );
+    for r in records {
+        let shape = r
+            .shape
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        println!(
+            "{:<8} {:<22} {:<8} {:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.2} {:>9.2}",
+            r.suite, r.name, r.mode, shape, r.ms_median, r.ms_min, r.ms_max, r.gflops, r.gbps
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The benchmark suites.
+
+use recur_gpu::ops::gemm::{Gemm, GemmKernel};
+use recur_gpu::ops::peak;
+use recur_gpu::{Device, Rng, Tensor};
+
+use crate::record::{shape, Record};
+use crate::timing::measure;
+
+fn device_name(dev: &Device) -> String {
+    format!("{} ({:?})", dev.info().name, dev.info().backend)
+}
+
+/// FMA throughput and copy bandwidth of this adapter.
+pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let invocations = 1 << 16;
+    let iters = 1024;
+    let (src, dst) = peak::scratch(dev, 4 * invocations as usize)?;
+    let mut flops = 0.0;
+    let t = measure(dev, runs, 1, || {
+        flops = peak::fma_peak(dev, &src, &dst, invocations, iters)?;
+        Ok(())
+    })?;
+    out.push(Record {
+        suite: "peak".into(),
+        name: "fma_peak".into(),
+        mode: "fwd".into(),
+        shape: shape(&[("invocations", invocations as usize), ("iters", iters as usize)]),
+        dtype: "f32".into(),
+        ms_median: t.median(),
+        ms_min: t.min(),
+        ms_max: t.max(),
+        gflops: flops / t.median() / 1e6,
+        gbps: 0.0,
+        device: device_name(dev),
+    });
+    let floats = 16 << 20; // 64 MiB each way
+    let (src, dst) = peak::scratch(dev, floats)?;
+    let mut bytes = 0.0;
+    let t = measure(dev, runs, 1, || {
+        bytes = peak::copy_peak(dev, &src, &dst)?;
+        Ok(())
+    })?;
+    out.push(Record {
+        suite: "peak".into(),
+        name: "copy_peak".into(),
+        mode: "fwd".into(),
+        shape: shape(&[("bytes", floats * 4)]),
+        dtype: "f32".into(),
+        ms_median: t.median(),
+        ms_min: t.min(),
+        ms_max: t.max(),
+        gflops: 0.0,
+        gbps: bytes / t.median() / 1e6,
+        device: device_name(dev),
+    });
+    Ok(out)
+}
+
+/// One GEMM configuration measured with `kernel`.
+pub fn gemm_case(
+    dev: &Device,
+    runs: usize,
+    (m, n, k): (usize, usize, usize),
+    kernel: GemmKernel,
+    trans_b: bool,
+) -> anyhow::Result<Record> {
+    let mut rng = Rng::new(1);
+    let a = Tensor::randn(dev, &[m, k], 0.0, 1.0, &mut rng)?;
+    let b_shape = if trans_b { [n, k] } else { [k, n] };
+    let b = Tensor::randn(dev, &b_shape, 0.0, 1.0, &mut rng)?;
+    let c = Tensor::zeros(dev, &[m, n])?;
+    let cfg = Gemm {
+        trans_b,
+        kernel,
+        ..Gemm::default()
+    };
+    let t = measure(dev, runs, 1, || Ok(cfg.run_into(&a, &b, None, &c)?))?;
+    let flops = 2.0 * (m * n * k) as f64;
+    let bytes = 4.0 * (m * k + k * n + m * n) as f64;
+    let mut name = match kernel {
+        GemmKernel::Tiled => "gemm_tiled".to_string(),
+        GemmKernel::Naive => "gemm_naive".to_string(),
+    };
+    if trans_b {
+        name.push_str("_nt");
+    }
+    Ok(Record {
+        suite: "gemm".into(),
+        name,
+        mode: "fwd".into(),
+        shape: shape(&[("m", m), ("n", n), ("k", k)]),
+        dtype: "f32".into(),
+        ms_median: t.median(),
+        ms_min: t.min(),
+        ms_max: t.max(),
+        gflops: flops / t.median() / 1e6,
+        gbps: bytes / t.median() / 1e6,
+        device: device_name(dev),
+    })
+}
+
+/// The GEMM suite: the tiled kernel at several shapes, and the naive
+/// baseline at the headline shape in the same run.
+pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>> {
+    let mut out = Vec::new();
+    let shapes: &[(usize, usize, usize)] = if quick {
+        &[(256, 256, 256), (1024, 1024, 1024)]
+    } else {
+        &[(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (4096, 1024, 256), (2048, 2048, 2048)]
+    };
+    for &s in shapes {
+        out.push(gemm_case(dev, runs, s, GemmKernel::Tiled, false)?);
+    }
+    out.push(gemm_case(dev, runs, (1024, 1024, 1024), GemmKernel::Tiled, true)?);
+    out.push(gemm_case(dev, runs.min(5), (1024, 1024, 1024), GemmKernel::Naive, false)?);
+    Ok(out)
+}

@@ -1,0 +1,55 @@
+//! Timing: GPU timestamp queries when the adapter has them, wall clock
+//! around a full sync otherwise; median of several runs after a warm-up.
+
+use std::time::Instant;
+
+use recur_gpu::Device;
+
+/// Per-call times in milliseconds.
+pub struct Timing {
+    /// Sorted samples.
+    pub samples: Vec<f64>,
+}
+
+impl Timing {
+    /// Median sample.
+    pub fn median(&self) -> f64 {
+        let n = self.samples.len();
+        if n % 2 == 1 {
+            self.samples[n / 2]
+        } else {
+            0.5 * (self.samples[n / 2 - 1] + self.samples[n / 2])
+        }
+    }
+    /// Fastest sample.
+    pub fn min(&self) -> f64 {
+        self.samples[0]
+    }
+    /// Slowest sample.
+    pub fn max(&self) -> f64 {
+        self.samples[self.samples.len() - 1]
+    }
+}
+
+/// Runs `record` (which records `calls` calls of the kernel) once to warm
+/// up, then `runs` times, each in its own submission; returns per-call times.
+pub fn measure(
+    dev: &Device,
+    runs: usize,
+    calls: usize,
+    mut record: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Timing> {
+    record()?;
+    dev.sync()?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs.max(5) {
+        let start = Instant::now();
+        record()?;
+        let gpu = dev.sync_timed()?;
+        let wall = start.elapsed();
+        let t = gpu.unwrap_or(wall);
+        samples.push(t.as_secs_f64() * 1e3 / calls as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(Timing { samples })
+}
