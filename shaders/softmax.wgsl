@@ -68,7 +68,7 @@ fn softmax_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
 
 #ifdef CROSS_ENTROPY_ROWS
 @group(0) @binding(1) var<storage, read> x: array<f32>;           // (R, C) logits
-@group(0) @binding(2) var<storage, read> target: array<u32>;      // (R)
+@group(0) @binding(2) var<storage, read> targets: array<u32>;     // (R)
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;  // (R, C)
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;  // (R, 2): loss, counted
 
@@ -77,7 +77,7 @@ fn cross_entropy_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgr
                       @builtin(num_workgroups) nwg: vec3<u32>) {
     for (var row = wid.x; row < p.rows; row += nwg.x) {
         let base = row * p.cols;
-        let t = target[row];
+        let t = targets[row];
         let counted = t != p.ignore_index && t < p.cols;
         var m = -3.402823e38;
         for (var i = lid; i < p.cols; i += WG) { m = max(m, x[base + i]); }
