@@ -1,1 +1,2 @@
-pub use recur_gpu as gpu; pub use recur_nn as nn;
+pub use recur_gpu as gpu;
+pub use recur_nn as nn;

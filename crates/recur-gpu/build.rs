@@ -12,7 +12,11 @@ fn collect(dir: &Path) -> Vec<(String, PathBuf)> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|e| e == "wgsl") {
-            let name = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             out.push((name, path));
         }
     }
@@ -23,7 +27,11 @@ fn collect(dir: &Path) -> Vec<(String, PathBuf)> {
 fn table(name: &str, files: &[(String, PathBuf)]) -> String {
     let mut s = format!("pub(crate) static {name}: &[(&str, &str)] = &[\n");
     for (stem, path) in files {
-        let _ = writeln!(s, "    ({stem:?}, include_str!({:?})),", path.display().to_string());
+        let _ = writeln!(
+            s,
+            "    ({stem:?}, include_str!({:?})),",
+            path.display().to_string()
+        );
     }
     s.push_str("];\n");
     s

@@ -31,7 +31,9 @@ pub struct Record {
 
 /// Builds a shape object from (name, value) pairs.
 pub fn shape(dims: &[(&str, usize)]) -> serde_json::Map<String, serde_json::Value> {
-    dims.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
+    dims.iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect()
 }
 
 /// Prints records as an aligned table.

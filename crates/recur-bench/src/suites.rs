@@ -26,7 +26,10 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
         suite: "peak".into(),
         name: "fma_peak".into(),
         mode: "fwd".into(),
-        shape: shape(&[("invocations", invocations as usize), ("iters", iters as usize)]),
+        shape: shape(&[
+            ("invocations", invocations as usize),
+            ("iters", iters as usize),
+        ]),
         dtype: "f32".into(),
         ms_median: t.median(),
         ms_min: t.min(),
@@ -108,12 +111,30 @@ pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
     let shapes: &[(usize, usize, usize)] = if quick {
         &[(256, 256, 256), (1024, 1024, 1024)]
     } else {
-        &[(256, 256, 256), (512, 512, 512), (1024, 1024, 1024), (4096, 1024, 256), (2048, 2048, 2048)]
+        &[
+            (256, 256, 256),
+            (512, 512, 512),
+            (1024, 1024, 1024),
+            (4096, 1024, 256),
+            (2048, 2048, 2048),
+        ]
     };
     for &s in shapes {
         out.push(gemm_case(dev, runs, s, GemmKernel::Tiled, false)?);
     }
-    out.push(gemm_case(dev, runs, (1024, 1024, 1024), GemmKernel::Tiled, true)?);
-    out.push(gemm_case(dev, runs.min(5), (1024, 1024, 1024), GemmKernel::Naive, false)?);
+    out.push(gemm_case(
+        dev,
+        runs,
+        (1024, 1024, 1024),
+        GemmKernel::Tiled,
+        true,
+    )?);
+    out.push(gemm_case(
+        dev,
+        runs.min(5),
+        (1024, 1024, 1024),
+        GemmKernel::Naive,
+        false,
+    )?);
     Ok(out)
 }

@@ -100,7 +100,11 @@ impl DeviceInfo {
 impl std::fmt::Display for DeviceInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let l = &self.limits;
-        writeln!(f, "adapter:  {} ({:?}, {:?})", self.name, self.backend, self.device_type)?;
+        writeln!(
+            f,
+            "adapter:  {} ({:?}, {:?})",
+            self.name, self.backend, self.device_type
+        )?;
         writeln!(f, "driver:   {}", self.driver)?;
         let feats: Vec<&str> = [
             (wgpu::Features::SHADER_F16, "SHADER_F16"),
@@ -153,7 +157,9 @@ pub struct Device {
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Device").field("adapter", &self.shared.info.name).finish()
+        f.debug_struct("Device")
+            .field("adapter", &self.shared.info.name)
+            .finish()
     }
 }
 
@@ -236,7 +242,9 @@ impl Device {
             name: ainfo.name,
             backend: ainfo.backend,
             device_type: ainfo.device_type,
-            driver: format!("{} {}", ainfo.driver, ainfo.driver_info).trim().to_string(),
+            driver: format!("{} {}", ainfo.driver, ainfo.driver_info)
+                .trim()
+                .to_string(),
             features: device.features(),
             limits: device.limits(),
         };

@@ -121,7 +121,9 @@ fn expand(
         let mut words = t.split_whitespace();
         match words.next() {
             Some(d @ ("#ifdef" | "#ifndef")) => {
-                let n = words.next().ok_or_else(|| err(format!("line {}: {d} needs a name", lineno + 1)))?;
+                let n = words
+                    .next()
+                    .ok_or_else(|| err(format!("line {}: {d} needs a name", lineno + 1)))?;
                 let on = defs.contains_key(n) == (d == "#ifdef");
                 stack.push((on, !active(&stack)));
             }
@@ -138,16 +140,21 @@ fn expand(
             }
             _ if !active(&stack) => {}
             Some("#define") => {
-                let n = words.next().ok_or_else(|| err(format!("line {}: #define needs a name", lineno + 1)))?;
+                let n = words
+                    .next()
+                    .ok_or_else(|| err(format!("line {}: #define needs a name", lineno + 1)))?;
                 let v = words.collect::<Vec<_>>().join(" ");
                 // The host's defines win over the shader's defaults.
                 defs.entry(n.to_string()).or_insert(v);
             }
             Some("#import") => {
-                let n = words.next().ok_or_else(|| err(format!("line {}: #import needs a name", lineno + 1)))?;
+                let n = words
+                    .next()
+                    .ok_or_else(|| err(format!("line {}: #import needs a name", lineno + 1)))?;
                 if !imported.iter().any(|i| i == n) {
                     imported.push(n.to_string());
-                    let inc = lookup(IMPORTS, n).ok_or_else(|| err(format!("#import {n}: no shaders/shared/{n}.wgsl")))?;
+                    let inc = lookup(IMPORTS, n)
+                        .ok_or_else(|| err(format!("#import {n}: no shaders/shared/{n}.wgsl")))?;
                     expand(n, inc, defs, imported, out)?;
                 }
             }
@@ -188,20 +195,31 @@ impl Kernel {
     }
 }
 
-/// Pipelines built so far, keyed by (key, binding access pattern).
+/// A pipeline's identity: its key and its bindings' access modes.
+type PipelineId = (KernelKey, Vec<Access>);
+
+/// Pipelines built so far.
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    map: Mutex<HashMap<(KernelKey, Vec<Access>), Arc<Kernel>>>,
+    map: Mutex<HashMap<PipelineId, Arc<Kernel>>>,
 }
 
 impl PipelineCache {
-    pub(crate) fn get(&self, device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Arc<Kernel>> {
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        key: &KernelKey,
+        access: &[Access],
+    ) -> Result<Arc<Kernel>> {
         let lookup_key = (key.clone(), access.to_vec());
         if let Some(k) = self.map.lock().map_err(poisoned)?.get(&lookup_key) {
             return Ok(k.clone());
         }
         let kernel = Arc::new(build(device, key, access)?);
-        self.map.lock().map_err(poisoned)?.insert(lookup_key, kernel.clone());
+        self.map
+            .lock()
+            .map_err(poisoned)?
+            .insert(lookup_key, kernel.clone());
         Ok(kernel)
     }
 

@@ -1,10 +1,14 @@
 //! Size-class buffer pool.
 //!
-//! A buffer goes back to the pool when its last handle drops. Recorded and
-//! in-flight GPU work holds handles too (see `record.rs`), so a buffer is
-//! reused only after the work that touched it has completed.
+//! A buffer goes back to the pool as soon as its last handle drops, even
+//! while recorded or in-flight work still uses it. That is safe because all
+//! GPU work runs in recording order on one queue (wgpu places the barriers),
+//! so a later user of the buffer runs after the earlier ones. The one write
+//! that does not follow recording order, `queue.write_buffer` for uploads, is
+//! guarded by the buffer's recording epoch (see `tensor.rs`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// Allocation counters, from [`crate::Device::memory_stats`].
@@ -36,7 +40,8 @@ pub fn size_class(bytes: u64) -> u64 {
 
 #[derive(Default)]
 struct Inner {
-    free: HashMap<(u64, wgpu::BufferUsages), Vec<wgpu::Buffer>>,
+    /// Free buffers with the epoch that last used them.
+    free: HashMap<(u64, wgpu::BufferUsages), Vec<(wgpu::Buffer, u64)>>,
     stats: MemoryStats,
 }
 
@@ -52,6 +57,8 @@ pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     size: u64,
     pool: Weak<Pool>,
+    /// The recording epoch that last bound this buffer (`u64::MAX`: none).
+    epoch: AtomicU64,
 }
 
 impl GpuBuffer {
@@ -61,9 +68,12 @@ impl GpuBuffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
 
-    /// Capacity in bytes (the size class).
-    pub fn size(&self) -> u64 {
-        self.size
+    pub(crate) fn mark_used(&self, epoch: u64) {
+        self.epoch.store(epoch, Ordering::Relaxed);
+    }
+
+    pub(crate) fn used_in(&self, epoch: u64) -> bool {
+        self.epoch.load(Ordering::Relaxed) == epoch
     }
 }
 
@@ -77,7 +87,11 @@ impl Drop for GpuBuffer {
         };
         inner.stats.bytes_live -= self.size;
         inner.stats.bytes_pooled += self.size;
-        inner.free.entry((self.size, buffer.usage())).or_default().push(buffer);
+        inner
+            .free
+            .entry((self.size, buffer.usage()))
+            .or_default()
+            .push((buffer, self.epoch.load(Ordering::Relaxed)));
     }
 }
 
@@ -97,7 +111,7 @@ impl Pool {
             Err(p) => p.into_inner(),
         };
         let reused = inner.free.get_mut(&(size, usage)).and_then(Vec::pop);
-        let buffer = match reused {
+        let (buffer, epoch) = match reused {
             Some(b) => {
                 inner.stats.reuses += 1;
                 inner.stats.bytes_pooled -= size;
@@ -105,12 +119,13 @@ impl Pool {
             }
             None => {
                 inner.stats.allocations += 1;
-                device.create_buffer(&wgpu::BufferDescriptor {
+                let b = device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some(label),
                     size,
                     usage,
                     mapped_at_creation: false,
-                })
+                });
+                (b, u64::MAX)
             }
         };
         inner.stats.bytes_live += size;
@@ -119,6 +134,7 @@ impl Pool {
             buffer: Some(buffer),
             size,
             pool: Arc::downgrade(self),
+            epoch: AtomicU64::new(epoch),
         })
     }
 
@@ -129,9 +145,9 @@ impl Pool {
     /// Frees every pooled buffer back to the driver.
     pub(crate) fn trim(&self) {
         if let Ok(mut inner) = self.inner.lock() {
-            for b in inner.free.drain().flat_map(|(_, v)| v) {
-                b.destroy();
-            }
+            // Dropped, not destroyed: recorded or in-flight work may still
+            // hold a clone, and wgpu frees the memory once that is done.
+            inner.free.clear();
             inner.stats.bytes_pooled = 0;
         }
     }
@@ -143,7 +159,20 @@ mod tests {
 
     #[test]
     fn size_classes_cover_the_request_with_bounded_slack() {
-        for bytes in [1u64, 4, 255, 256, 257, 4096, 4097, 5000, 65537, 1 << 20, (1 << 20) + 1, 123_456_789] {
+        for bytes in [
+            1u64,
+            4,
+            255,
+            256,
+            257,
+            4096,
+            4097,
+            5000,
+            65537,
+            1 << 20,
+            (1 << 20) + 1,
+            123_456_789,
+        ] {
             let c = size_class(bytes);
             assert!(c >= bytes, "{bytes} -> {c}");
             assert_eq!(c % 4, 0);

@@ -4,9 +4,9 @@
 //! buffers and a workgroup count) to the device's open recording. Nothing is
 //! encoded or waited on until a readback, [`Device::sync`] or
 //! [`Device::flush`]; then all pending dispatches go out in one compute pass
-//! and one submission. The buffers a dispatch uses stay referenced until the
-//! GPU reports the submission done, so the pool never hands out a buffer that
-//! in-flight work still reads.
+//! and one submission. A dispatch holds its own clones of the wgpu buffers,
+//! so a tensor may be dropped (and its pooled buffer reused by a later op)
+//! right after the op that reads it is recorded.
 
 use std::num::NonZeroU64;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub const MAX_PENDING_DISPATCHES: usize = 16_384;
 #[derive(Clone, Debug)]
 pub struct Binding {
     /// The buffer.
-    pub buffer: Arc<GpuBuffer>,
+    pub buffer: wgpu::Buffer,
     /// Bytes bound from offset 0 (a multiple of 4).
     pub bytes: u64,
 }
@@ -54,11 +54,17 @@ pub struct Counters {
 pub(crate) struct Recorder {
     pending: Vec<Dispatch>,
     counters: Counters,
+    /// Incremented at each submission; buffers remember the epoch that last
+    /// bound them.
+    epoch: u64,
 }
 
 /// Lays out parameter blocks back to back, each at a multiple of `align`
 /// bytes. Returns the arena and each block's offset.
-pub fn pack_params<'a>(blocks: impl IntoIterator<Item = &'a [u8]>, align: u64) -> (Vec<u8>, Vec<u64>) {
+pub fn pack_params<'a>(
+    blocks: impl IntoIterator<Item = &'a [u8]>,
+    align: u64,
+) -> (Vec<u8>, Vec<u64>) {
     let align = align.max(16) as usize;
     let mut arena = Vec::new();
     let mut offsets = Vec::new();
@@ -94,7 +100,10 @@ impl Device {
         workgroups: [u32; 3],
     ) -> Result<()> {
         let access: Vec<Access> = buffers.iter().map(|b| b.2).collect();
-        let kernel = self.shared.pipelines.get(&self.shared.device, key, &access)?;
+        let kernel = self
+            .shared
+            .pipelines
+            .get(&self.shared.device, key, &access)?;
         let mut params = params.to_vec();
         params.resize(params.len().div_ceil(16).max(1) * 16, 0);
         let d = Dispatch {
@@ -103,7 +112,7 @@ impl Device {
             bindings: buffers
                 .iter()
                 .map(|(b, bytes, _)| Binding {
-                    buffer: (*b).clone(),
+                    buffer: b.raw().clone(),
                     bytes: bytes.div_ceil(4).max(1) * 4,
                 })
                 .collect(),
@@ -111,6 +120,9 @@ impl Device {
         };
         let full = {
             let mut r = self.shared.recorder.lock().map_err(poisoned)?;
+            for (b, _, _) in buffers {
+                b.mark_used(r.epoch);
+            }
             r.pending.push(d);
             r.counters.dispatches += 1;
             r.pending.len() >= MAX_PENDING_DISPATCHES
@@ -123,12 +135,34 @@ impl Device {
 
     /// Dispatch and submission counters.
     pub fn counters(&self) -> Counters {
-        self.shared.recorder.lock().map(|r| r.counters).unwrap_or_default()
+        self.shared
+            .recorder
+            .lock()
+            .map(|r| r.counters)
+            .unwrap_or_default()
+    }
+
+    /// Submits the open recording first if it uses `buffer`, so that a
+    /// `queue.write_buffer` into it (which runs before the next submission)
+    /// cannot overwrite data the recording still has to read.
+    pub(crate) fn before_upload(&self, buffer: &GpuBuffer) -> Result<()> {
+        let used = {
+            let r = self.shared.recorder.lock().map_err(poisoned)?;
+            !r.pending.is_empty() && buffer.used_in(r.epoch)
+        };
+        if used {
+            self.flush()?;
+        }
+        Ok(())
     }
 
     /// Number of dispatches recorded and not yet submitted.
     pub fn pending_dispatches(&self) -> usize {
-        self.shared.recorder.lock().map(|r| r.pending.len()).unwrap_or(0)
+        self.shared
+            .recorder
+            .lock()
+            .map(|r| r.pending.len())
+            .unwrap_or(0)
     }
 
     /// Submits the open recording without waiting for it.
@@ -202,7 +236,11 @@ impl Device {
 
     /// Encodes every pending dispatch into one compute pass, then `extra`
     /// (copies for a readback), and submits it all as one command buffer.
-    fn submit(&self, extra: impl FnOnce(&mut wgpu::CommandEncoder), ts: Option<&Timestamps>) -> Result<()> {
+    fn submit(
+        &self,
+        extra: impl FnOnce(&mut wgpu::CommandEncoder),
+        ts: Option<&Timestamps>,
+    ) -> Result<()> {
         let sh = &self.shared;
         let mut rec = sh.recorder.lock().map_err(poisoned)?;
         let pending = std::mem::take(&mut rec.pending);
@@ -216,9 +254,11 @@ impl Device {
         );
         let scope = sh.device.push_error_scope(wgpu::ErrorFilter::Validation);
         sh.queue.write_buffer(params.raw(), 0, &arena);
-        let mut enc = sh.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("recur::recording"),
-        });
+        let mut enc = sh
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("recur::recording"),
+            });
         if !pending.is_empty() || ts.is_some() {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("recur::pass"),
@@ -241,7 +281,7 @@ impl Device {
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: b.buffer.raw(),
+                            buffer: &b.buffer,
                             offset: 0,
                             size: NonZeroU64::new(b.bytes.min(b.buffer.size())),
                         }),
@@ -261,15 +301,13 @@ impl Device {
         extra(&mut enc);
         sh.queue.submit([enc.finish()]);
         rec.counters.submissions += 1;
+        rec.epoch += 1;
         drop(rec);
+        drop(pending);
+        drop(params);
         let err = pollster::block_on(scope.pop());
-        // Keep every buffer the work touches alive until the GPU is done with it.
-        let keep: Vec<Arc<GpuBuffer>> = pending
-            .into_iter()
-            .flat_map(|d| d.bindings.into_iter().map(|b| b.buffer))
-            .chain(std::iter::once(params))
-            .collect();
-        sh.queue.on_submitted_work_done(move || drop(keep));
+        // Let wgpu retire finished submissions without blocking.
+        let _ = sh.device.poll(wgpu::PollType::Poll);
         match err {
             Some(e) => Err(Error::from_wgpu("submit", e)),
             None => Ok(()),
@@ -290,7 +328,10 @@ impl Device {
     pub(crate) async fn read_buffer(&self, src: &Arc<GpuBuffer>, bytes: u64) -> Result<Vec<u8>> {
         let size = bytes.div_ceil(4).max(1) * 4;
         let staging = self.staging(size)?;
-        self.submit(|enc| enc.copy_buffer_to_buffer(src.raw(), 0, staging.raw(), 0, size), None)?;
+        self.submit(
+            |enc| enc.copy_buffer_to_buffer(src.raw(), 0, staging.raw(), 0, size),
+            None,
+        )?;
         let mut out = self.map_read(&staging, size).await?;
         out.truncate(bytes as usize);
         Ok(out)
@@ -298,9 +339,11 @@ impl Device {
 
     async fn map_read(&self, staging: &Arc<GpuBuffer>, size: u64) -> Result<Vec<u8>> {
         let (tx, rx) = futures::channel::oneshot::channel();
-        staging.raw().map_async(wgpu::MapMode::Read, 0..size, move |r| {
-            let _ = tx.send(r);
-        });
+        staging
+            .raw()
+            .map_async(wgpu::MapMode::Read, 0..size, move |r| {
+                let _ = tx.send(r);
+            });
         // Native backends make progress only when polled; on the web this is a no-op.
         self.wait()?;
         rx.await
@@ -313,10 +356,13 @@ impl Device {
                 message: e.to_string(),
             })?;
         let out = {
-            let view = staging.raw().get_mapped_range(0..size).map_err(|e| Error::Readback {
-                op: "to_vec",
-                message: e.to_string(),
-            })?;
+            let view = staging
+                .raw()
+                .get_mapped_range(0..size)
+                .map_err(|e| Error::Readback {
+                    op: "to_vec",
+                    message: e.to_string(),
+                })?;
             view.to_vec()
         };
         staging.raw().unmap();

@@ -65,7 +65,10 @@ impl Device {
         let bytes = (n as u64).saturating_mul(dtype.size() as u64);
         let limits = &self.shared.info.limits;
         let checks = [
-            ("max_storage_buffer_binding_size", limits.max_storage_buffer_binding_size as u64),
+            (
+                "max_storage_buffer_binding_size",
+                limits.max_storage_buffer_binding_size,
+            ),
             ("max_buffer_size", limits.max_buffer_size),
         ];
         for (limit_name, limit) in checks {
@@ -83,7 +86,9 @@ impl Device {
             &self.shared.device,
             op,
             bytes,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
         );
         Ok(Tensor {
             shape: shape.to_vec(),
@@ -93,11 +98,17 @@ impl Device {
         })
     }
 
-    fn upload(&self, op: &'static str, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Tensor> {
+    fn upload(
+        &self,
+        op: &'static str,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+    ) -> Result<Tensor> {
         let t = self.alloc(op, shape, dtype)?;
         // write_buffer needs a multiple of 4 bytes (odd-length f16 tensors).
         let mut padded;
-        let data = if bytes.len() % 4 == 0 {
+        let data = if bytes.len().is_multiple_of(4) {
             bytes
         } else {
             padded = bytes.to_vec();
@@ -105,6 +116,7 @@ impl Device {
             &padded
         };
         if !data.is_empty() {
+            self.before_upload(&t.storage)?;
             self.shared.queue.write_buffer(t.storage.raw(), 0, data);
         }
         Ok(t)
@@ -135,13 +147,23 @@ impl Tensor {
     /// Uploads `data` as an f16-storage tensor of `shape`.
     pub fn from_slice_f16(device: &Device, data: &[half::f16], shape: &[usize]) -> Result<Self> {
         check_len("from_slice_f16", data.len(), shape)?;
-        device.upload("from_slice_f16", shape, DType::F16, bytemuck::cast_slice(data))
+        device.upload(
+            "from_slice_f16",
+            shape,
+            DType::F16,
+            bytemuck::cast_slice(data),
+        )
     }
 
     /// Uploads `data` as a u32 tensor of `shape` (token ids, indices).
     pub fn from_slice_u32(device: &Device, data: &[u32], shape: &[usize]) -> Result<Self> {
         check_len("from_slice_u32", data.len(), shape)?;
-        device.upload("from_slice_u32", shape, DType::U32, bytemuck::cast_slice(data))
+        device.upload(
+            "from_slice_u32",
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+        )
     }
 
     /// A tensor of zeros.
@@ -164,9 +186,17 @@ impl Tensor {
     }
 
     /// Normal samples with `mean` and `std` from a seeded generator.
-    pub fn randn(device: &Device, shape: &[usize], mean: f32, std: f32, rng: &mut Rng) -> Result<Self> {
+    pub fn randn(
+        device: &Device,
+        shape: &[usize],
+        mean: f32,
+        std: f32,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         device.alloc("randn", shape, DType::F32)?;
-        let data: Vec<f32> = (0..numel(shape)).map(|_| mean + std * rng.normal()).collect();
+        let data: Vec<f32> = (0..numel(shape))
+            .map(|_| mean + std * rng.normal())
+            .collect();
         Self::from_slice(device, &data, shape)
     }
 
@@ -263,13 +293,17 @@ impl Tensor {
     /// Reads a u32 tensor back.
     pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
         self.expect_dtype("to_vec_u32", DType::U32)?;
-        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(self.raw_bytes("to_vec_u32"))?))
+        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(
+            self.raw_bytes("to_vec_u32"),
+        )?))
     }
 
     /// Reads an f16 tensor back without widening.
     pub fn to_vec_f16(&self) -> Result<Vec<half::f16>> {
         self.expect_dtype("to_vec_f16", DType::F16)?;
-        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(self.raw_bytes("to_vec_f16"))?))
+        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(
+            self.raw_bytes("to_vec_f16"),
+        )?))
     }
 
     /// Reads a one-element tensor back as a scalar.

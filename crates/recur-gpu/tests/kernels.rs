@@ -13,7 +13,13 @@ use recur_gpu::{reference, DType, Tensor};
 #[test]
 fn gemm_matches_reference_on_odd_shapes_and_every_variant() {
     let Some(dev) = common::device() else { return };
-    let shapes = [(1, 1, 1, 1), (1, 33, 65, 17), (1, 1000, 3, 7), (3, 5, 70, 66), (2, 65, 1, 129)];
+    let shapes = [
+        (1, 1, 1, 1),
+        (1, 33, 65, 17),
+        (1, 1000, 3, 7),
+        (3, 5, 70, 66),
+        (2, 65, 1, 129),
+    ];
     let acts = [Activation::Identity, Activation::Tanh, Activation::Relu];
     let mut case = 0u64;
     for &(z, m, n, k) in &shapes {
@@ -46,8 +52,16 @@ fn gemm_matches_reference_on_odd_shapes_and_every_variant() {
                 cfg.run_into(&a, &b, bias.as_ref(), &c).unwrap();
                 let s = cfg.shape(&a, &b).unwrap();
                 let mut want = c_host.clone();
-                reference::gemm(&cfg, &s, &a_host, &b_host, bias.is_some().then_some(&bias_host[..]), &mut want);
-                let what = format!("gemm {kernel:?} z{z} m{m} n{n} k{k} {cfg:?} shared_b={shared_b}");
+                reference::gemm(
+                    &cfg,
+                    &s,
+                    &a_host,
+                    &b_host,
+                    bias.is_some().then_some(&bias_host[..]),
+                    &mut want,
+                );
+                let what =
+                    format!("gemm {kernel:?} z{z} m{m} n{n} k{k} {cfg:?} shared_b={shared_b}");
                 assert_close(&what, &c.to_vec().unwrap(), &want, 1e-4, 1e-4);
             }
         }
@@ -61,11 +75,24 @@ fn gemm_2d_and_linear_helpers() {
     let x = data(m * k, 1);
     let w = data(n * k, 2);
     let bias = data(n, 3);
-    let y = recur_gpu::ops::gemm::linear(&upload(&dev, &x, &[m, k]), &upload(&dev, &w, &[n, k]), Some(&upload(&dev, &bias, &[n])))
-        .unwrap();
+    let y = recur_gpu::ops::gemm::linear(
+        &upload(&dev, &x, &[m, k]),
+        &upload(&dev, &w, &[n, k]),
+        Some(&upload(&dev, &bias, &[n])),
+    )
+    .unwrap();
     assert_eq!(y.shape(), &[m, n]);
-    let cfg = Gemm { trans_b: true, ..Gemm::default() };
-    let s = recur_gpu::ops::gemm::GemmShape { z: 1, m, n, k, shared_b: true };
+    let cfg = Gemm {
+        trans_b: true,
+        ..Gemm::default()
+    };
+    let s = recur_gpu::ops::gemm::GemmShape {
+        z: 1,
+        m,
+        n,
+        k,
+        shared_b: true,
+    };
     let mut want = vec![0.0; m * n];
     reference::gemm(&cfg, &s, &x, &w, Some(&bias), &mut want);
     assert_close("linear", &y.to_vec().unwrap(), &want, 1e-5, 1e-5);
@@ -82,21 +109,59 @@ fn activations_and_their_backward_match_reference() {
     let xt = upload(&dev, &x, &[n]);
     let dyt = upload(&dev, &dy, &[n]);
     for act in Activation::ALL {
-        let input: Vec<f32> = if act == Activation::Log { x.iter().map(|v| v.abs() + 0.1).collect() } else { x.clone() };
-        let (input, dy) = if act == Activation::Exp { (input[2..].to_vec(), dy[2..].to_vec()) } else { (input, dy.clone()) };
+        let input: Vec<f32> = if act == Activation::Log {
+            x.iter().map(|v| v.abs() + 0.1).collect()
+        } else {
+            x.clone()
+        };
+        let (input, dy) = if act == Activation::Exp {
+            (input[2..].to_vec(), dy[2..].to_vec())
+        } else {
+            (input, dy.clone())
+        };
         let it = upload(&dev, &input, &[input.len()]);
-        let y = elementwise::unary(&it, act, 1.0, 0.0).unwrap().to_vec().unwrap();
-        assert_close(&format!("{act:?}"), &y, &reference::unary(&input, act, 1.0, 0.0), 1e-5, 1e-5);
+        let y = elementwise::unary(&it, act, 1.0, 0.0)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_close(
+            &format!("{act:?}"),
+            &y,
+            &reference::unary(&input, act, 1.0, 0.0),
+            1e-5,
+            1e-5,
+        );
         let g = elementwise::activation_backward(&it, &upload(&dev, &dy, &[dy.len()]), act)
             .unwrap()
             .to_vec()
             .unwrap();
-        assert_close(&format!("{act:?} backward"), &g, &reference::unary_backward(&input, &dy, act), 1e-5, 1e-5);
+        assert_close(
+            &format!("{act:?} backward"),
+            &g,
+            &reference::unary_backward(&input, &dy, act),
+            1e-5,
+            1e-5,
+        );
     }
-    let y = elementwise::unary(&xt, Activation::Sigmoid, -0.5, 0.25).unwrap().to_vec().unwrap();
-    assert_close("sigmoid(-0.5x+0.25)", &y, &reference::unary(&x, Activation::Sigmoid, -0.5, 0.25), 1e-6, 1e-5);
+    let y = elementwise::unary(&xt, Activation::Sigmoid, -0.5, 0.25)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_close(
+        "sigmoid(-0.5x+0.25)",
+        &y,
+        &reference::unary(&x, Activation::Sigmoid, -0.5, 0.25),
+        1e-6,
+        1e-5,
+    );
     let s = elementwise::scale(&dyt, 3.0).unwrap().to_vec().unwrap();
-    assert_close("scale", &s, &dy.iter().map(|v| v * 3.0).collect::<Vec<_>>(), 1e-6, 0.0);
+    assert_close(
+        "scale",
+        &s,
+        &dy.iter().map(|v| v * 3.0).collect::<Vec<_>>(),
+        1e-6,
+        0.0,
+    );
 }
 
 #[test]
@@ -108,27 +173,65 @@ fn binary_ops_broadcast_trailing_dims() {
     let at = upload(&dev, &a, &[3, 5, 7]);
     for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
         for (b, shape) in [(&b_row, vec![7]), (&b_full, vec![3, 5, 7])] {
-            let b = if op == BinaryOp::Div { b.iter().map(|v| v.abs() + 0.5).collect() } else { b.clone() };
-            let got = elementwise::binary(&at, &upload(&dev, &b, &shape), op, 0.75).unwrap().to_vec().unwrap();
-            assert_close(&format!("{op:?} {shape:?}"), &got, &reference::binary(&a, &b, op, 0.75), 1e-6, 1e-6);
+            let b = if op == BinaryOp::Div {
+                b.iter().map(|v| v.abs() + 0.5).collect()
+            } else {
+                b.clone()
+            };
+            let got = elementwise::binary(&at, &upload(&dev, &b, &shape), op, 0.75)
+                .unwrap()
+                .to_vec()
+                .unwrap();
+            assert_close(
+                &format!("{op:?} {shape:?}"),
+                &got,
+                &reference::binary(&a, &b, op, 0.75),
+                1e-6,
+                1e-6,
+            );
         }
     }
-    let add = elementwise::add(&at, &upload(&dev, &b_full, &[3, 5, 7])).unwrap().to_vec().unwrap();
-    assert_close("add", &add, &reference::binary(&a, &b_full, BinaryOp::Add, 1.0), 1e-6, 0.0);
+    let add = elementwise::add(&at, &upload(&dev, &b_full, &[3, 5, 7]))
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_close(
+        "add",
+        &add,
+        &reference::binary(&a, &b_full, BinaryOp::Add, 1.0),
+        1e-6,
+        0.0,
+    );
 }
 
 #[test]
 fn fill_zeros_full_and_f16_round_trip() {
     let Some(dev) = common::device() else { return };
-    assert!(Tensor::zeros(&dev, &[5, 3]).unwrap().to_vec().unwrap().iter().all(|&v| v == 0.0));
-    assert!(Tensor::full(&dev, &[301], -2.5).unwrap().to_vec().unwrap().iter().all(|&v| v == -2.5));
+    assert!(Tensor::zeros(&dev, &[5, 3])
+        .unwrap()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(Tensor::full(&dev, &[301], -2.5)
+        .unwrap()
+        .to_vec()
+        .unwrap()
+        .iter()
+        .all(|&v| v == -2.5));
     let x = data(333, 4);
     let h = elementwise::cast(&upload(&dev, &x, &[333]), DType::F16).unwrap();
     assert_eq!(h.dtype(), DType::F16);
     let want: Vec<half::f16> = x.iter().map(|&v| half::f16::from_f32(v)).collect();
     assert_eq!(h.to_vec_f16().unwrap(), want);
     let back = elementwise::cast(&h, DType::F32).unwrap().to_vec().unwrap();
-    assert_close("f16 round trip", &back, &want.iter().map(|v| v.to_f32()).collect::<Vec<_>>(), 0.0, 0.0);
+    assert_close(
+        "f16 round trip",
+        &back,
+        &want.iter().map(|v| v.to_f32()).collect::<Vec<_>>(),
+        0.0,
+        0.0,
+    );
     let up = Tensor::from_slice_f16(&dev, &want, &[333]).unwrap();
     assert_close("f16 upload", &up.to_vec().unwrap(), &back, 0.0, 0.0);
 }
@@ -148,7 +251,13 @@ fn reductions_over_every_axis() {
             want_shape.remove(axis);
             assert_eq!(got.shape(), &want_shape[..]);
             let want = reference::reduce(&x, outer, shape[axis], inner, op);
-            assert_close(&format!("{op:?} axis {axis}"), &got.to_vec().unwrap(), &want, 1e-4, 1e-5);
+            assert_close(
+                &format!("{op:?} axis {axis}"),
+                &got.to_vec().unwrap(),
+                &want,
+                1e-4,
+                1e-5,
+            );
         }
     }
 }
@@ -158,8 +267,14 @@ fn global_l2_norm_spans_tensors() {
     let Some(dev) = common::device() else { return };
     let a = data(70_001, 1);
     let b = data(3, 2);
-    let norm = reduce::global_l2_norm(&[&upload(&dev, &a, &[70_001]), &upload(&dev, &b, &[3])]).unwrap();
-    let want = a.iter().chain(&b).map(|&v| v as f64 * v as f64).sum::<f64>().sqrt() as f32;
+    let norm =
+        reduce::global_l2_norm(&[&upload(&dev, &a, &[70_001]), &upload(&dev, &b, &[3])]).unwrap();
+    let want = a
+        .iter()
+        .chain(&b)
+        .map(|&v| v as f64 * v as f64)
+        .sum::<f64>()
+        .sqrt() as f32;
     assert_close("l2 norm", &[norm.item().unwrap()], &[want], 0.0, 1e-5);
 }
 
@@ -170,9 +285,21 @@ fn softmax_and_log_softmax_rows() {
         let x: Vec<f32> = data(rows * cols, 11).iter().map(|v| v * 30.0).collect();
         let xt = upload(&dev, &x, &[rows, cols]);
         let got = softmax::softmax(&xt).unwrap().to_vec().unwrap();
-        assert_close("softmax", &got, &reference::softmax(&x, cols, false), 1e-6, 1e-4);
+        assert_close(
+            "softmax",
+            &got,
+            &reference::softmax(&x, cols, false),
+            1e-6,
+            1e-4,
+        );
         let got = softmax::log_softmax(&xt).unwrap().to_vec().unwrap();
-        assert_close("log_softmax", &got, &reference::softmax(&x, cols, true), 1e-4, 1e-5);
+        assert_close(
+            "log_softmax",
+            &got,
+            &reference::softmax(&x, cols, true),
+            1e-4,
+            1e-5,
+        );
     }
 }
 
@@ -181,11 +308,23 @@ fn cross_entropy_loss_and_gradient_with_ignore_index() {
     let Some(dev) = common::device() else { return };
     let (rows, cols) = (37, 65);
     let x: Vec<f32> = data(rows * cols, 12).iter().map(|v| v * 4.0).collect();
-    let targets: Vec<u32> = (0..rows as u32).map(|i| if i % 5 == 0 { 7 } else { (i * 13) % cols as u32 }).collect();
+    let targets: Vec<u32> = (0..rows as u32)
+        .map(|i| {
+            if i % 5 == 0 {
+                7
+            } else {
+                (i * 13) % cols as u32
+            }
+        })
+        .collect();
     let xt = upload(&dev, &x, &[rows, cols]);
     let tt = Tensor::from_slice_u32(&dev, &targets, &[rows]).unwrap();
     for (ignore, mean) in [(None, true), (Some(7), true), (Some(7), false)] {
-        let red = if mean { softmax::LossReduction::Mean } else { softmax::LossReduction::Sum };
+        let red = if mean {
+            softmax::LossReduction::Mean
+        } else {
+            softmax::LossReduction::Sum
+        };
         let ce = softmax::cross_entropy(&xt, &tt, ignore, red).unwrap();
         let (loss, grad) = reference::cross_entropy(&x, cols, &targets, ignore, mean);
         assert_close("ce loss", &[ce.loss.item().unwrap()], &[loss], 1e-5, 1e-5);
@@ -202,7 +341,13 @@ fn embedding_gather_and_scatter_add() {
     let idt = Tensor::from_slice_u32(&dev, &ids, &[3, 3]).unwrap();
     let out = embedding::embedding(&upload(&dev, &table, &[v, d]), &idt).unwrap();
     assert_eq!(out.shape(), &[3, 3, d]);
-    assert_close("gather", &out.to_vec().unwrap(), &reference::embedding(&table, d, &ids), 0.0, 0.0);
+    assert_close(
+        "gather",
+        &out.to_vec().unwrap(),
+        &reference::embedding(&table, d, &ids),
+        0.0,
+        0.0,
+    );
     let dout = data(ids.len() * d, 14);
     let g0 = data(v * d, 15);
     let grad = upload(&dev, &g0, &[v, d]);
@@ -229,7 +374,10 @@ fn transpose_slice_concat() {
     let y = data(4 * 3 * 5, 18);
     let cat = layout::concat(&[&xt, &upload(&dev, &y, &[4, 3, 5])], 1).unwrap();
     assert_eq!(cat.shape(), &[4, 12, 5]);
-    assert_eq!(cat.to_vec().unwrap(), reference::concat(&[(&x, 9), (&y, 3)], 4, 5));
+    assert_eq!(
+        cat.to_vec().unwrap(),
+        reference::concat(&[(&x, 9), (&y, 3)], 4, 5)
+    );
     let last = layout::slice(&xt, 2, 4, 1).unwrap();
     assert_eq!(last.to_vec().unwrap(), reference::slice(&x, 5, 1, 4, 1));
 }

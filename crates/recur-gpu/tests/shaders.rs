@@ -8,7 +8,8 @@ use recur_gpu::kernel::{preprocess, KernelKey};
 
 fn compile(key: &KernelKey) -> (naga::Module, naga::valid::ModuleInfo) {
     let src = key.source().unwrap_or_else(|e| panic!("{key:?}: {e}"));
-    let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{key:?}: {}", e.emit_to_string(&src)));
+    let module = naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{key:?}: {}", e.emit_to_string(&src)));
     let info = // pack2x16float needs this; wgpu grants it on Vulkan, Metal, DX12 and most GL drivers.
     Validator::new(ValidationFlags::all(), Capabilities::SHADER_FLOAT16_IN_FLOAT32)
         .validate(&module)
@@ -19,7 +20,11 @@ fn compile(key: &KernelKey) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn shaders_validate_and_translate_to_every_backend() {
     let variants = recur_gpu::ops::kernel_variants();
-    assert!(variants.len() >= 30, "only {} variants registered", variants.len());
+    assert!(
+        variants.len() >= 30,
+        "only {} variants registered",
+        variants.len()
+    );
     for key in &variants {
         let (module, info) = compile(key);
         assert!(
@@ -86,19 +91,33 @@ fn shaders_validate_and_translate_to_every_backend() {
 fn every_shader_file_is_used_by_some_launcher() {
     let variants = recur_gpu::ops::kernel_variants();
     for name in recur_gpu::kernel::shader_names() {
-        assert!(variants.iter().any(|k| k.shader == name), "shaders/{name}.wgsl has no launcher");
+        assert!(
+            variants.iter().any(|k| k.shader == name),
+            "shaders/{name}.wgsl has no launcher"
+        );
     }
 }
 
 #[test]
 fn preprocessor_resolves_imports_defines_and_conditionals() {
-    let key = KernelKey::new("gemm", "gemm").flag("TRANS_A", true).define("BK", "16u");
+    let key = KernelKey::new("gemm", "gemm")
+        .flag("TRANS_A", true)
+        .define("BK", "16u");
     let src = preprocess(key.shader, &key.defines).unwrap();
-    assert!(src.contains("fn sigmoid_f"), "#import activations was not inlined");
-    assert!(src.contains("const BK = 16u;"), "host define did not override the shader's default");
+    assert!(
+        src.contains("fn sigmoid_f"),
+        "#import activations was not inlined"
+    );
+    assert!(
+        src.contains("const BK = 16u;"),
+        "host define did not override the shader's default"
+    );
     assert!(!src.contains("const BK = 32u;"));
     assert!(src.contains("kk * p.lda + m"), "TRANS_A branch missing");
-    assert!(!src.contains("m * p.lda + kk"), "#else branch should be dropped");
+    assert!(
+        !src.contains("m * p.lda + kk"),
+        "#else branch should be dropped"
+    );
     assert!(!src.contains("#ifdef") && !src.contains("#import"));
     let plain = preprocess("gemm", &KernelKey::new("gemm", "gemm").defines).unwrap();
     assert!(plain.contains("const BK = 32u;"));

@@ -21,7 +21,14 @@ struct Params {
     _pad1: [u32; 2],
 }
 
-fn params(op: &'static str, n: usize, nb: usize, code: u32, alpha: f32, beta: f32) -> Result<Params> {
+fn params(
+    op: &'static str,
+    n: usize,
+    nb: usize,
+    code: u32,
+    alpha: f32,
+    beta: f32,
+) -> Result<Params> {
     Ok(Params {
         n: u32_of(op, "elements", n)?,
         nb: u32_of(op, "elements", nb.max(1))?,
@@ -34,7 +41,15 @@ fn params(op: &'static str, n: usize, nb: usize, code: u32, alpha: f32, beta: f3
 }
 
 fn groups(dev: &Device, n: usize) -> [u32; 3] {
-    [groups_for(n, 256, dev.info().limits.max_compute_workgroups_per_dimension), 1, 1]
+    [
+        groups_for(
+            n,
+            256,
+            dev.info().limits.max_compute_workgroups_per_dimension,
+        ),
+        1,
+        1,
+    ]
 }
 
 /// Binary ops; the second operand may be broadcast over leading dimensions.
@@ -79,7 +94,10 @@ pub fn unary(x: &Tensor, act: Activation, alpha: f32, beta: f32) -> Result<Tenso
     dev.dispatch(
         &KernelKey::new("elementwise", "unary"),
         bytemuck::bytes_of(&p),
-        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
         groups(&dev, x.numel()),
     )?;
     Ok(y)
@@ -124,7 +142,8 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, alpha: f32) -> Result<Tensor
     let dev = device_of(name, &[a, b])?;
     all_f32(name, &[a, b])?;
     let (sa, sb) = (a.shape(), b.shape());
-    if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || (b.numel() == 0 && a.numel() != 0) {
+    if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || (b.numel() == 0 && a.numel() != 0)
+    {
         return Err(Error::ShapeMismatch {
             op: name,
             expected: format!("{sa:?} or a trailing part of it"),
@@ -188,15 +207,25 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
     dev.dispatch(
         &KernelKey::new("elementwise", entry),
         bytemuck::bytes_of(&p),
-        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
         groups(&dev, x.numel()),
     )?;
     Ok(y)
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
-    ["fill", "unary", "unary_backward", "binary", "cast_to_f16", "cast_to_f32"]
-        .into_iter()
-        .map(|e| KernelKey::new("elementwise", e))
-        .collect()
+    [
+        "fill",
+        "unary",
+        "unary_backward",
+        "binary",
+        "cast_to_f16",
+        "cast_to_f32",
+    ]
+    .into_iter()
+    .map(|e| KernelKey::new("elementwise", e))
+    .collect()
 }

@@ -96,5 +96,8 @@ pub fn embedding_backward_into(grad: &Tensor, ids: &Tensor, dout: &Tensor) -> Re
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
-    vec![KernelKey::new("embedding", "gather"), KernelKey::new("embedding", "scatter_add")]
+    vec![
+        KernelKey::new("embedding", "gather"),
+        KernelKey::new("embedding", "scatter_add"),
+    ]
 }

@@ -35,7 +35,6 @@ pub enum GemmKernel {
     Tiled,
     /// One output per invocation (the benchmark baseline).
     Naive,
-
 }
 
 /// `C = act(alpha * op(A) op(B) + beta * C + bias)`.
@@ -107,15 +106,29 @@ impl Gemm {
         let (kb, n) = if self.trans_b { (cb, rb) } else { (rb, cb) };
         if kb != k {
             return Err(mismatch(
-                format!("B with inner dimension {k} to match A {:?} (trans_a={}, trans_b={})", a.shape(), self.trans_a, self.trans_b),
+                format!(
+                    "B with inner dimension {k} to match A {:?} (trans_a={}, trans_b={})",
+                    a.shape(),
+                    self.trans_a,
+                    self.trans_b
+                ),
                 b,
             ));
         }
         let shared_b = b.shape().len() == 2;
         if !shared_b && zb != za {
-            return Err(mismatch(format!("B with batch {za} like A {:?}", a.shape()), b));
+            return Err(mismatch(
+                format!("B with batch {za} like A {:?}", a.shape()),
+                b,
+            ));
         }
-        Ok(GemmShape { z: za, m, n, k, shared_b })
+        Ok(GemmShape {
+            z: za,
+            m,
+            n,
+            k,
+            shared_b,
+        })
     }
 
     /// Output shape for A and B: (M, N), or (Z, M, N) for a batched A.
@@ -137,7 +150,13 @@ impl Gemm {
     }
 
     /// Runs the GEMM into `c`, reading its old contents when beta ≠ 0.
-    pub fn run_into(&self, a: &Tensor, b: &Tensor, bias: Option<&Tensor>, c: &Tensor) -> Result<()> {
+    pub fn run_into(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        bias: Option<&Tensor>,
+        c: &Tensor,
+    ) -> Result<()> {
         let s = self.shape(a, b)?;
         let mut operands = vec![a, b, c];
         operands.extend(bias);
@@ -151,7 +170,10 @@ impl Gemm {
         if s.z == 0 || s.m == 0 || s.n == 0 {
             return Ok(());
         }
-        let (lda, ldb) = (a.shape()[a.shape().len() - 1], b.shape()[b.shape().len() - 1]);
+        let (lda, ldb) = (
+            a.shape()[a.shape().len() - 1],
+            b.shape()[b.shape().len() - 1],
+        );
         let params = Params {
             m: u32_of("gemm", "M", s.m)?,
             n: u32_of("gemm", "N", s.n)?,
@@ -162,7 +184,11 @@ impl Gemm {
             ldc: s.n as u32,
             act: self.activation as u32,
             stride_a: u32_of("gemm", "M*K", s.m * s.k)?,
-            stride_b: if s.shared_b { 0 } else { u32_of("gemm", "K*N", s.k * s.n)? },
+            stride_b: if s.shared_b {
+                0
+            } else {
+                u32_of("gemm", "K*N", s.k * s.n)?
+            },
             stride_c: u32_of("gemm", "M*N", s.m * s.n)?,
             use_beta: (self.beta != 0.0) as u32,
             alpha: self.alpha,
@@ -193,7 +219,12 @@ impl Gemm {
                 limit: lim as u64,
             });
         }
-        dev.dispatch(&key, bytemuck::bytes_of(&params), &bufs, groups.map(|g| g as u32))
+        dev.dispatch(
+            &key,
+            bytemuck::bytes_of(&params),
+            &bufs,
+            groups.map(|g| g as u32),
+        )
     }
 }
 

@@ -65,7 +65,10 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
     dev.dispatch(
         &KernelKey::new("layout", "transpose"),
         bytemuck::bytes_of(&p),
-        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
         groups.map(|g| g as u32),
     )?;
     Ok(y)
@@ -113,7 +116,10 @@ fn copy_axis(
     dev.dispatch(
         &KernelKey::new("layout", "copy_axis"),
         bytemuck::bytes_of(&p),
-        &[(src.storage(), src.bytes(), Access::Read), (dst.storage(), dst.bytes(), Access::ReadWrite)],
+        &[
+            (src.storage(), src.bytes(), Access::Read),
+            (dst.storage(), dst.bytes(), Access::ReadWrite),
+        ],
         [groups_for(total, 256, lim), 1, 1],
     )
 }
@@ -124,10 +130,17 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     let dev = device_of(op, &[x])?;
     all_f32(op, &[x])?;
     check_axis(op, x.shape(), axis)?;
-    if start.checked_add(len).is_none_or(|end| end > x.shape()[axis]) {
+    if start
+        .checked_add(len)
+        .is_none_or(|end| end > x.shape()[axis])
+    {
         return Err(Error::InvalidArgument {
             op,
-            what: format!("range {start}..{} out of bounds for axis {axis} of {:?}", start.saturating_add(len), x.shape()),
+            what: format!(
+                "range {start}..{} out of bounds for axis {axis} of {:?}",
+                start.saturating_add(len),
+                x.shape()
+            ),
         });
     }
     let mut shape = x.shape().to_vec();
@@ -147,7 +160,11 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     let mut total = 0;
     for t in parts {
         let s = t.shape();
-        let same = s.len() == first.len() && s.iter().zip(first).enumerate().all(|(i, (a, b))| i == axis || a == b);
+        let same = s.len() == first.len()
+            && s.iter()
+                .zip(first)
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
         if !same {
             return Err(Error::ShapeMismatch {
                 op,
@@ -169,5 +186,8 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
-    vec![KernelKey::new("layout", "transpose"), KernelKey::new("layout", "copy_axis")]
+    vec![
+        KernelKey::new("layout", "transpose"),
+        KernelKey::new("layout", "copy_axis"),
+    ]
 }

@@ -77,7 +77,9 @@ pub(crate) fn device_of(op: &'static str, tensors: &[&Tensor]) -> Result<Device>
 
 /// Fails unless every tensor is f32.
 pub(crate) fn all_f32(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
-    tensors.iter().try_for_each(|t| t.expect_dtype(op, DType::F32))
+    tensors
+        .iter()
+        .try_for_each(|t| t.expect_dtype(op, DType::F32))
 }
 
 /// Every (shader, entry, defines) combination the launchers can record, so

@@ -19,7 +19,13 @@ struct Params {
 
 /// Records `invocations` invocations of the FMA loop (`iters` rounds each);
 /// returns the floating-point operations it performs.
-pub fn fma_peak(dev: &Device, scratch: &Tensor, out: &Tensor, invocations: u32, iters: u32) -> Result<f64> {
+pub fn fma_peak(
+    dev: &Device,
+    scratch: &Tensor,
+    out: &Tensor,
+    invocations: u32,
+    iters: u32,
+) -> Result<f64> {
     let p = Params {
         n: (scratch.numel() / 4) as u32,
         iters,
@@ -28,7 +34,10 @@ pub fn fma_peak(dev: &Device, scratch: &Tensor, out: &Tensor, invocations: u32, 
     dev.dispatch(
         &KernelKey::new("peak", "fma_peak"),
         bytemuck::bytes_of(&p),
-        &[(scratch.storage(), scratch.bytes(), Access::Read), (out.storage(), out.bytes(), Access::ReadWrite)],
+        &[
+            (scratch.storage(), scratch.bytes(), Access::Read),
+            (out.storage(), out.bytes(), Access::ReadWrite),
+        ],
         [invocations.div_ceil(256), 1, 1],
     )?;
     Ok(invocations as f64 * iters as f64 * 64.0)
@@ -46,8 +55,19 @@ pub fn copy_peak(dev: &Device, src: &Tensor, dst: &Tensor) -> Result<f64> {
     dev.dispatch(
         &KernelKey::new("peak", "copy_peak"),
         bytemuck::bytes_of(&p),
-        &[(src.storage(), src.bytes(), Access::Read), (dst.storage(), dst.bytes(), Access::ReadWrite)],
-        [groups_for(n, 256, dev.info().limits.max_compute_workgroups_per_dimension), 1, 1],
+        &[
+            (src.storage(), src.bytes(), Access::Read),
+            (dst.storage(), dst.bytes(), Access::ReadWrite),
+        ],
+        [
+            groups_for(
+                n,
+                256,
+                dev.info().limits.max_compute_workgroups_per_dimension,
+            ),
+            1,
+            1,
+        ],
     )?;
     Ok(2.0 * src.bytes() as f64)
 }
@@ -60,5 +80,8 @@ pub fn scratch(dev: &Device, floats: usize) -> Result<(Tensor, Tensor)> {
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
-    vec![KernelKey::new("peak", "fma_peak"), KernelKey::new("peak", "copy_peak")]
+    vec![
+        KernelKey::new("peak", "fma_peak"),
+        KernelKey::new("peak", "copy_peak"),
+    ]
 }

@@ -46,17 +46,23 @@ pub fn reduce(x: &Tensor, axis: usize, op: Reduce) -> Result<Tensor> {
             what: format!("axis {axis} out of range for shape {shape:?}"),
         });
     }
-    if shape[axis] == 0 {
-        return Err(Error::ShapeMismatch {
-            op: "reduce",
-            expected: format!("a non-empty axis {axis}"),
-            got: shape.to_vec(),
-        });
-    }
     let outer: usize = shape[..axis].iter().product();
     let inner: usize = shape[axis + 1..].iter().product();
     let mut out_shape = shape.to_vec();
     out_shape.remove(axis);
+    if shape[axis] == 0 {
+        // As in PyTorch: an empty sum is 0, an empty mean is NaN, and an
+        // empty max has no value.
+        return match op {
+            Reduce::Sum | Reduce::SumSquares => Tensor::zeros(&dev, &out_shape),
+            Reduce::Mean => Tensor::full(&dev, &out_shape, f32::NAN),
+            Reduce::Max => Err(Error::ShapeMismatch {
+                op: "reduce",
+                expected: format!("a non-empty axis {axis} for max"),
+                got: shape.to_vec(),
+            }),
+        };
+    }
     let y = dev.alloc("reduce", &out_shape, DType::F32)?;
     if y.numel() == 0 {
         return Ok(y);
@@ -95,7 +101,10 @@ fn record(
     dev.dispatch(
         &KernelKey::new("reduce", entry),
         bytemuck::bytes_of(&p),
-        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
         [groups, 1, 1],
     )
 }
@@ -123,7 +132,11 @@ const NORM_PARTIALS: usize = 64;
 pub fn global_l2_norm(tensors: &[&Tensor]) -> Result<Tensor> {
     let dev = device_of("global_l2_norm", tensors)?;
     all_f32("global_l2_norm", tensors)?;
-    let partials = dev.alloc("global_l2_norm", &[tensors.len() * NORM_PARTIALS], DType::F32)?;
+    let partials = dev.alloc(
+        "global_l2_norm",
+        &[tensors.len() * NORM_PARTIALS],
+        DType::F32,
+    )?;
     for (i, t) in tensors.iter().enumerate() {
         let p = Params {
             outer: 1,
@@ -138,12 +151,25 @@ pub fn global_l2_norm(tensors: &[&Tensor]) -> Result<Tensor> {
         dev.dispatch(
             &KernelKey::new("reduce", "sumsq_partial"),
             bytemuck::bytes_of(&p),
-            &[(t.storage(), t.bytes(), Access::Read), (partials.storage(), partials.bytes(), Access::ReadWrite)],
+            &[
+                (t.storage(), t.bytes(), Access::Read),
+                (partials.storage(), partials.bytes(), Access::ReadWrite),
+            ],
             [NORM_PARTIALS as u32, 1, 1],
         )?;
     }
     let y = dev.alloc("global_l2_norm", &[1], DType::F32)?;
-    record(&dev, &partials, &y, 1, partials.numel(), 1, Reduce::Sum, 0, true)?;
+    record(
+        &dev,
+        &partials,
+        &y,
+        1,
+        partials.numel(),
+        1,
+        Reduce::Sum,
+        0,
+        true,
+    )?;
     Ok(y)
 }
 

@@ -47,7 +47,10 @@ fn softmax_impl(x: &Tensor, log: bool) -> Result<Tensor> {
     dev.dispatch(
         &KernelKey::new("softmax", "softmax_rows").flag("LOG", log),
         bytemuck::bytes_of(&p),
-        &[(x.storage(), x.bytes(), Access::Read), (y.storage(), y.bytes(), Access::ReadWrite)],
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
         [groups_for(rows, 1, lim), 1, 1],
     )?;
     Ok(y)
@@ -96,7 +99,11 @@ pub fn cross_entropy(
     all_f32(op, &[logits])?;
     targets.expect_dtype(op, DType::U32)?;
     let (rows, cols) = rows_cols(op, logits)?;
-    check_shape(op, &logits.shape()[..logits.shape().len() - 1], targets.shape())?;
+    check_shape(
+        op,
+        &logits.shape()[..logits.shape().len() - 1],
+        targets.shape(),
+    )?;
     if rows == 0 {
         return Err(Error::ShapeMismatch {
             op,
@@ -129,13 +136,19 @@ pub fn cross_entropy(
     dev.dispatch(
         &KernelKey::new("softmax", "cross_entropy_reduce"),
         params,
-        &[(row_loss.storage(), row_loss.bytes(), Access::Read), (out.storage(), out.bytes(), Access::ReadWrite)],
+        &[
+            (row_loss.storage(), row_loss.bytes(), Access::Read),
+            (out.storage(), out.bytes(), Access::ReadWrite),
+        ],
         [1, 1, 1],
     )?;
     dev.dispatch(
         &KernelKey::new("softmax", "cross_entropy_scale"),
         params,
-        &[(out.storage(), out.bytes(), Access::Read), (grad.storage(), grad.bytes(), Access::ReadWrite)],
+        &[
+            (out.storage(), out.bytes(), Access::Read),
+            (grad.storage(), grad.bytes(), Access::ReadWrite),
+        ],
         [groups_for(rows * cols, 256, lim), 1, 1],
     )?;
     let loss = crate::ops::layout::slice(&out, 0, 0, 1)?;

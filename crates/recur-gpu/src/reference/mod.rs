@@ -5,7 +5,9 @@ mod gemm;
 mod rows;
 
 pub use gemm::gemm;
-pub use rows::{concat, cross_entropy, embedding, embedding_backward, reduce, slice, softmax, transpose};
+pub use rows::{
+    concat, cross_entropy, embedding, embedding_backward, reduce, slice, softmax, transpose,
+};
 
 use crate::ops::Activation;
 

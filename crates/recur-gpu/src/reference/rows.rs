@@ -33,7 +33,13 @@ pub fn softmax(x: &[f32], cols: usize, log: bool) -> Vec<f32> {
 }
 
 /// Cross-entropy over rows of length `cols`: (loss, d loss / d logits).
-pub fn cross_entropy(x: &[f32], cols: usize, targets: &[u32], ignore: Option<u32>, mean: bool) -> (f32, Vec<f32>) {
+pub fn cross_entropy(
+    x: &[f32],
+    cols: usize,
+    targets: &[u32],
+    ignore: Option<u32>,
+    mean: bool,
+) -> (f32, Vec<f32>) {
     let p = softmax(x, cols, false);
     let lp = softmax(x, cols, true);
     let counted = |t: u32| Some(t) != ignore && (t as usize) < cols;
