@@ -82,8 +82,9 @@ pub fn gemm_case(
     let t = measure(dev, runs, 1, || Ok(cfg.run_into(&a, &b, None, &c)?))?;
     let flops = 2.0 * (m * n * k) as f64;
     let bytes = 4.0 * (m * k + k * n + m * n) as f64;
-    let mut name = match kernel {
-        GemmKernel::Tiled => "gemm_tiled".to_string(),
+    let mut name = match kernel.resolve(dev.info().device_type) {
+        GemmKernel::Tiled | GemmKernel::Auto => "gemm_tiled".to_string(),
+        GemmKernel::Blocked => "gemm_blocked".to_string(),
         GemmKernel::Naive => "gemm_naive".to_string(),
     };
     if trans_b {
@@ -104,35 +105,33 @@ pub fn gemm_case(
     })
 }
 
-/// The GEMM suite: the tiled kernel at several shapes, and the naive
-/// baseline at the headline shape in the same run.
+/// The GEMM suite: the default kernel for this adapter at several shapes,
+/// then at the headline shape (1024³) every kernel side by side, the naive
+/// baseline included, in the same run.
 pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>> {
     let mut out = Vec::new();
     let shapes: &[(usize, usize, usize)] = if quick {
-        &[(256, 256, 256), (1024, 1024, 1024)]
+        &[(256, 256, 256)]
     } else {
         &[
             (256, 256, 256),
             (512, 512, 512),
-            (1024, 1024, 1024),
             (4096, 1024, 256),
             (2048, 2048, 2048),
         ]
     };
     for &s in shapes {
-        out.push(gemm_case(dev, runs, s, GemmKernel::Tiled, false)?);
+        out.push(gemm_case(dev, runs, s, GemmKernel::Auto, false)?);
+    }
+    let headline = (1024, 1024, 1024);
+    for kernel in [GemmKernel::Tiled, GemmKernel::Blocked] {
+        out.push(gemm_case(dev, runs, headline, kernel, false)?);
+        out.push(gemm_case(dev, runs, headline, kernel, true)?);
     }
     out.push(gemm_case(
         dev,
-        runs,
-        (1024, 1024, 1024),
-        GemmKernel::Tiled,
-        true,
-    )?);
-    out.push(gemm_case(
-        dev,
         runs.min(5),
-        (1024, 1024, 1024),
+        headline,
         GemmKernel::Naive,
         false,
     )?);

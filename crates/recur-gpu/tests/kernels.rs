@@ -23,7 +23,7 @@ fn gemm_matches_reference_on_odd_shapes_and_every_variant() {
     let acts = [Activation::Identity, Activation::Tanh, Activation::Relu];
     let mut case = 0u64;
     for &(z, m, n, k) in &shapes {
-        for kernel in [GemmKernel::Tiled, GemmKernel::Naive] {
+        for kernel in GemmKernel::ALL {
             for bits in 0..16u32 {
                 case += 1;
                 let cfg = Gemm {

@@ -30,11 +30,37 @@ struct Params {
 /// Which GEMM kernel to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmKernel {
-    /// 64x64 tiles, 8x8 register blocks, workgroup-memory staging.
+    /// [`GemmKernel::Blocked`] on CPU adapters, [`GemmKernel::Tiled`] on GPUs.
     #[default]
+    Auto,
+    /// 64x64 tiles, 8x8 register blocks, workgroup-memory staging.
     Tiled,
+    /// 8x8 register blocks read straight from global memory, no barriers.
+    Blocked,
     /// One output per invocation (the benchmark baseline).
     Naive,
+}
+
+impl GemmKernel {
+    /// Every concrete kernel (not `Auto`).
+    pub const ALL: [GemmKernel; 3] = [GemmKernel::Tiled, GemmKernel::Blocked, GemmKernel::Naive];
+
+    /// The concrete kernel for an adapter type.
+    pub fn resolve(self, device_type: wgpu::DeviceType) -> GemmKernel {
+        match (self, device_type) {
+            (GemmKernel::Auto, wgpu::DeviceType::Cpu) => GemmKernel::Blocked,
+            (GemmKernel::Auto, _) => GemmKernel::Tiled,
+            (k, _) => k,
+        }
+    }
+
+    /// Output rows and columns covered by one workgroup.
+    fn tile(self) -> (usize, usize) {
+        match self {
+            GemmKernel::Tiled | GemmKernel::Blocked | GemmKernel::Auto => (64, 64),
+            GemmKernel::Naive => (16, 16),
+        }
+    }
 }
 
 /// `C = act(alpha * op(A) op(B) + beta * C + bias)`.
@@ -62,7 +88,7 @@ impl Default for Gemm {
             trans_a: false,
             trans_b: false,
             activation: Activation::Identity,
-            kernel: GemmKernel::Tiled,
+            kernel: GemmKernel::Auto,
         }
     }
 }
@@ -195,7 +221,8 @@ impl Gemm {
             beta: self.beta,
             _pad: [0; 2],
         };
-        let key = key(self.kernel, self.trans_a, self.trans_b, bias.is_some());
+        let kernel = self.kernel.resolve(dev.info().device_type);
+        let key = key(kernel, self.trans_a, self.trans_b, bias.is_some());
         let mut bufs = vec![
             (a.storage(), a.bytes(), Access::Read),
             (b.storage(), b.bytes(), Access::Read),
@@ -204,12 +231,10 @@ impl Gemm {
         if let Some(bias) = bias {
             bufs.push((bias.storage(), bias.bytes(), Access::Read));
         }
+
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
-        let tile = match self.kernel {
-            GemmKernel::Tiled => 64,
-            GemmKernel::Naive => 16,
-        };
-        let groups = [s.n.div_ceil(tile), s.m.div_ceil(tile), s.z];
+        let (rows, cols) = kernel.tile();
+        let groups = [s.n.div_ceil(cols), s.m.div_ceil(rows), s.z];
         if groups.iter().any(|&g| g > lim) {
             return Err(Error::TooLarge {
                 op: "gemm",
@@ -229,11 +254,12 @@ impl Gemm {
 }
 
 fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool) -> KernelKey {
-    let entry = match kernel {
-        GemmKernel::Tiled => "gemm",
-        GemmKernel::Naive => "gemm_naive",
+    let (shader, entry) = match kernel {
+        GemmKernel::Tiled | GemmKernel::Auto => ("gemm", "gemm"),
+        GemmKernel::Blocked => ("gemm_blocked", "gemm_blocked"),
+        GemmKernel::Naive => ("gemm", "gemm_naive"),
     };
-    KernelKey::new("gemm", entry)
+    KernelKey::new(shader, entry)
         .flag("TRANS_A", trans_a)
         .flag("TRANS_B", trans_b)
         .flag("BIAS", bias)
@@ -241,7 +267,7 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool) -> KernelKe
 
 pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
-    for kernel in [GemmKernel::Tiled, GemmKernel::Naive] {
+    for kernel in GemmKernel::ALL {
         for bits in 0..8 {
             v.push(key(kernel, bits & 1 != 0, bits & 2 != 0, bits & 4 != 0));
         }

@@ -1,0 +1,54 @@
+// GEMM without workgroup memory: C = act(alpha * op(A) op(B) + beta * C + bias).
+// M, N, K, Z as in gemm.wgsl; layouts in shared/gemm_io.wgsl.
+//
+// `gemm_blocked`: each invocation computes an 8x8 block of C from global
+//   memory (eight op(A) and eight op(B) loads per k feed 64 FMAs held in
+//   four 4x4 accumulators). No barriers: this is the fast kernel on CPU
+//   drivers such as lavapipe, where a workgroup barrier suspends and resumes
+//   every fiber of the workgroup and costs more than the loads it saves.
+//   Blocks wholly inside C skip the per-element bounds tests.
+#import gemm_io
+
+@compute @workgroup_size(8, 8, 1)
+fn gemm_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let z = gid.z;
+    let m = gid.y * 8u;
+    let n = gid.x * 8u;
+    var c00 = mat4x4<f32>();
+    var c01 = mat4x4<f32>();
+    var c10 = mat4x4<f32>();
+    var c11 = mat4x4<f32>();
+    if m + 8u <= p.m && n + 8u <= p.n {
+        let sa = a_strides();
+        let sb = b_strides();
+        var ia = z * p.stride_a + m * sa.x;
+        var ib = z * p.stride_b + n * sb.x;
+        for (var kk = 0u; kk < p.k; kk++) {
+            let a0 = vec4<f32>(a[ia], a[ia + sa.x], a[ia + 2u * sa.x], a[ia + 3u * sa.x]);
+            let a1 = vec4<f32>(a[ia + 4u * sa.x], a[ia + 5u * sa.x], a[ia + 6u * sa.x], a[ia + 7u * sa.x]);
+            let b0 = vec4<f32>(b[ib], b[ib + sb.x], b[ib + 2u * sb.x], b[ib + 3u * sb.x]);
+            let b1 = vec4<f32>(b[ib + 4u * sb.x], b[ib + 5u * sb.x], b[ib + 6u * sb.x], b[ib + 7u * sb.x]);
+            c00 = rank1(c00, a0, b0);
+            c01 = rank1(c01, a0, b1);
+            c10 = rank1(c10, a1, b0);
+            c11 = rank1(c11, a1, b1);
+            ia += sa.y;
+            ib += sb.y;
+        }
+    } else {
+        for (var kk = 0u; kk < p.k; kk++) {
+            let a0 = vec4<f32>(load_a(z, m, kk), load_a(z, m + 1u, kk), load_a(z, m + 2u, kk), load_a(z, m + 3u, kk));
+            let a1 = vec4<f32>(load_a(z, m + 4u, kk), load_a(z, m + 5u, kk), load_a(z, m + 6u, kk), load_a(z, m + 7u, kk));
+            let b0 = vec4<f32>(load_b(z, kk, n), load_b(z, kk, n + 1u), load_b(z, kk, n + 2u), load_b(z, kk, n + 3u));
+            let b1 = vec4<f32>(load_b(z, kk, n + 4u), load_b(z, kk, n + 5u), load_b(z, kk, n + 6u), load_b(z, kk, n + 7u));
+            c00 = rank1(c00, a0, b0);
+            c01 = rank1(c01, a0, b1);
+            c10 = rank1(c10, a1, b0);
+            c11 = rank1(c11, a1, b1);
+        }
+    }
+    store_block(z, m, n, c00);
+    store_block(z, m, n + 4u, c01);
+    store_block(z, m + 4u, n, c10);
+    store_block(z, m + 4u, n + 4u, c11);
+}

@@ -1,0 +1,79 @@
+// Shared by the GEMM kernels: the parameter struct, the bindings, bounds-
+// checked operand loads, the epilogue store and the rank-1 update of a 4x4
+// register block. op(A) is (Z, M, K), op(B) is (Z, K, N), C is (Z, M, N).
+#import activations
+
+struct Params {
+    m: u32, n: u32, k: u32, batch: u32,
+    lda: u32, ldb: u32, ldc: u32, act: u32,
+    stride_a: u32, stride_b: u32, stride_c: u32, use_beta: u32,
+    alpha: f32, beta: f32, _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;        // (Z, M, K) or TRANS_A (Z, K, M)
+@group(0) @binding(2) var<storage, read> b: array<f32>;        // (Z, K, N) or TRANS_B (Z, N, K)
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (Z, M, N)
+#ifdef BIAS
+@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (N)
+#endif
+
+// Element strides of op(A) along m and k, and of op(B) along n and k.
+fn a_strides() -> vec2<u32> {
+#ifdef TRANS_A
+    return vec2<u32>(1u, p.lda);
+#else
+    return vec2<u32>(p.lda, 1u);
+#endif
+}
+
+fn b_strides() -> vec2<u32> {
+#ifdef TRANS_B
+    return vec2<u32>(p.ldb, 1u);
+#else
+    return vec2<u32>(1u, p.ldb);
+#endif
+}
+
+// op(A)[z, m, kk], zero outside the matrix.
+fn load_a(z: u32, m: u32, kk: u32) -> f32 {
+    if m >= p.m || kk >= p.k { return 0.0; }
+    let s = a_strides();
+    return a[z * p.stride_a + m * s.x + kk * s.y];
+}
+
+// op(B)[z, kk, n], zero outside the matrix.
+fn load_b(z: u32, kk: u32, n: u32) -> f32 {
+    if n >= p.n || kk >= p.k { return 0.0; }
+    let s = b_strides();
+    return b[z * p.stride_b + n * s.x + kk * s.y];
+}
+
+fn store_c(z: u32, m: u32, n: u32, v: f32) {
+    if m >= p.m || n >= p.n { return; }
+    let i = z * p.stride_c + m * p.ldc + n;
+    var r = p.alpha * v;
+    if p.use_beta != 0u { r += p.beta * c[i]; }
+#ifdef BIAS
+    r += bias[n];
+#endif
+    c[i] = activate(r, p.act);
+}
+
+// acc += outer(av, bv): column i of the block is row m + i of C.
+fn rank1(acc: mat4x4<f32>, av: vec4<f32>, bv: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        fma(vec4<f32>(av.x), bv, acc[0]), fma(vec4<f32>(av.y), bv, acc[1]),
+        fma(vec4<f32>(av.z), bv, acc[2]), fma(vec4<f32>(av.w), bv, acc[3]));
+}
+
+// Writes a 4x4 block whose rows start at m and columns at n.
+fn store_block(z: u32, m: u32, n: u32, acc: mat4x4<f32>) {
+    for (var i = 0u; i < 4u; i++) {
+        let row = acc[i];
+        store_c(z, m + i, n, row.x);
+        store_c(z, m + i, n + 1u, row.y);
+        store_c(z, m + i, n + 2u, row.z);
+        store_c(z, m + i, n + 3u, row.w);
+    }
+}
