@@ -113,10 +113,18 @@ fn preprocessor_resolves_imports_defines_and_conditionals() {
         "host define did not override the shader's default"
     );
     assert!(!src.contains("const BK = 32u;"));
-    assert!(src.contains("kk * p.lda + m"), "TRANS_A branch missing");
     assert!(
-        !src.contains("m * p.lda + kk"),
+        src.contains("return vec2<u32>(1u, p.lda);"),
+        "TRANS_A branch missing"
+    );
+    assert!(
+        !src.contains("return vec2<u32>(p.lda, 1u);"),
         "#else branch should be dropped"
+    );
+    assert_eq!(
+        src.matches("fn sigmoid_f").count(),
+        1,
+        "an import was inlined twice"
     );
     assert!(!src.contains("#ifdef") && !src.contains("#import"));
     let plain = preprocess("gemm", &KernelKey::new("gemm", "gemm").defines).unwrap();
