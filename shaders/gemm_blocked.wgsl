@@ -9,11 +9,11 @@
 //   Blocks wholly inside C skip the per-element bounds tests.
 #import gemm_io
 
-@compute @workgroup_size(8, 8, 1)
-fn gemm_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let z = gid.z;
-    let m = gid.y * 8u;
-    let n = gid.x * 8u;
+@compute @workgroup_size(8, 1, 1)
+fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let z = wid.z;
+    let m = wid.x * 8u;
+    let n = wid.y * 64u + lid.x * 8u;
     var c00 = mat4x4<f32>();
     var c01 = mat4x4<f32>();
     var c10 = mat4x4<f32>();
@@ -23,7 +23,30 @@ fn gemm_blocked(@builtin(global_invocation_id) gid: vec3<u32>) {
         let sb = b_strides();
         var ia = z * p.stride_a + m * sa.x;
         var ib = z * p.stride_b + n * sb.x;
-        for (var kk = 0u; kk < p.k; kk++) {
+        var k0 = 0u;
+#ifdef SUBGROUPS
+        // Lane i loads op(A)[m + r, k0 + i] for the eight rows r: one SIMD
+        // load per row for eight steps of k, then each step broadcasts its
+        // lane's values instead of every lane loading the same eight values.
+        for (; k0 + 8u <= p.k; k0 += 8u) {
+            let ik = ia + lid.x * sa.y;
+            let r0 = vec4<f32>(a[ik], a[ik + sa.x], a[ik + 2u * sa.x], a[ik + 3u * sa.x]);
+            let r1 = vec4<f32>(a[ik + 4u * sa.x], a[ik + 5u * sa.x], a[ik + 6u * sa.x], a[ik + 7u * sa.x]);
+            for (var kk = 0u; kk < 8u; kk++) {
+                let a0 = subgroupShuffle(r0, kk);
+                let a1 = subgroupShuffle(r1, kk);
+                let b0 = vec4<f32>(b[ib], b[ib + sb.x], b[ib + 2u * sb.x], b[ib + 3u * sb.x]);
+                let b1 = vec4<f32>(b[ib + 4u * sb.x], b[ib + 5u * sb.x], b[ib + 6u * sb.x], b[ib + 7u * sb.x]);
+                c00 = rank1(c00, a0, b0);
+                c01 = rank1(c01, a0, b1);
+                c10 = rank1(c10, a1, b0);
+                c11 = rank1(c11, a1, b1);
+                ib += sb.y;
+            }
+            ia += 8u * sa.y;
+        }
+#endif
+        for (; k0 < p.k; k0++) {
             let a0 = vec4<f32>(a[ia], a[ia + sa.x], a[ia + 2u * sa.x], a[ia + 3u * sa.x]);
             let a1 = vec4<f32>(a[ia + 4u * sa.x], a[ia + 5u * sa.x], a[ia + 6u * sa.x], a[ia + 7u * sa.x]);
             let b0 = vec4<f32>(b[ib], b[ib + sb.x], b[ib + 2u * sb.x], b[ib + 3u * sb.x]);

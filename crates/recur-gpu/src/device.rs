@@ -22,6 +22,9 @@ pub struct DeviceOptions {
     pub backends: wgpu::Backends,
     /// Preference among the remaining adapters.
     pub power: wgpu::PowerPreference,
+    /// Optional features recur may enable when the adapter has them; clear
+    /// bits to exercise the fallback paths (tests do).
+    pub features: wgpu::Features,
 }
 
 impl Default for DeviceOptions {
@@ -30,6 +33,7 @@ impl Default for DeviceOptions {
             adapter: None,
             backends: wgpu::Backends::all(),
             power: wgpu::PowerPreference::HighPerformance,
+            features: OPTIONAL_FEATURES,
         }
     }
 }
@@ -88,12 +92,20 @@ pub struct DeviceInfo {
     pub features: wgpu::Features,
     /// Limits requested: the adapter's own.
     pub limits: wgpu::Limits,
+    /// Fewest and most invocations in a subgroup.
+    pub subgroup_size: (u32, u32),
 }
 
 impl DeviceInfo {
     /// True when `feature` is enabled.
     pub fn has(&self, feature: wgpu::Features) -> bool {
         self.features.contains(feature)
+    }
+
+    /// True when subgroup operations are enabled and every subgroup has at
+    /// least `lanes` invocations.
+    pub fn subgroups_of_at_least(&self, lanes: u32) -> bool {
+        self.has(wgpu::Features::SUBGROUP) && self.subgroup_size.0 >= lanes
     }
 }
 
@@ -116,7 +128,13 @@ impl std::fmt::Display for DeviceInfo {
         .filter(|(ft, _)| self.features.contains(*ft))
         .map(|(_, n)| n)
         .collect();
-        writeln!(f, "features: {}", feats.join(" "))?;
+        writeln!(
+            f,
+            "features: {} (subgroups of {}..={})",
+            feats.join(" "),
+            self.subgroup_size.0,
+            self.subgroup_size.1
+        )?;
         writeln!(
             f,
             "limits:   storage binding {} B, buffer {} B, workgroup {} invocations ({}x{}x{}), {} B workgroup memory",
@@ -207,14 +225,14 @@ impl Device {
                 hint: NO_ADAPTER_HINT,
             });
         };
-        Self::from_adapter(adapter).await
+        Self::from_adapter(adapter, options.features).await
     }
 
-    /// Opens a device on `adapter`, with its own limits and recur's optional
-    /// features where present.
-    pub async fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    /// Opens a device on `adapter`, with its own limits and those of
+    /// `features` (a subset of [`OPTIONAL_FEATURES`]) that it has.
+    pub async fn from_adapter(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Self> {
         let ainfo = adapter.get_info();
-        let features = adapter.features() & OPTIONAL_FEATURES;
+        let features = adapter.features() & OPTIONAL_FEATURES & features;
         let limits = adapter.limits();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
@@ -247,6 +265,7 @@ impl Device {
                 .to_string(),
             features: device.features(),
             limits: device.limits(),
+            subgroup_size: (ainfo.subgroup_min_size, ainfo.subgroup_max_size),
         };
         Ok(Self {
             shared: Arc::new(Shared {

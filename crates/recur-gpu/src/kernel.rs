@@ -92,7 +92,13 @@ pub fn preprocess(name: &str, defines: &BTreeMap<&'static str, String>) -> Resul
     let mut body = String::new();
     let mut imported = Vec::new();
     expand(name, src, &mut defs, &mut imported, &mut body)?;
-    let mut out = String::new();
+    // WGSL wants directives (`enable f16;`) before any declaration.
+    let (directives, body): (Vec<&str>, Vec<&str>) = body
+        .lines()
+        .partition(|l| l.trim_start().starts_with("enable "));
+    let mut out = directives.join("\n");
+    out.push('\n');
+    let body = body.join("\n");
     for (k, v) in &defs {
         if !v.is_empty() {
             out.push_str(&format!("const {k} = {v};\n"));

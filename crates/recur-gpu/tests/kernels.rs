@@ -69,6 +69,47 @@ fn gemm_matches_reference_on_odd_shapes_and_every_variant() {
 }
 
 #[test]
+fn gemm_without_optional_features_takes_the_fallback_paths() {
+    let Some(_) = common::device() else { return };
+    let options = recur_gpu::DeviceOptions {
+        features: recur_gpu::wgpu::Features::empty(),
+        ..recur_gpu::DeviceOptions::from_env().unwrap()
+    };
+    let dev = pollster::block_on(recur_gpu::Device::with_options(options)).unwrap();
+    assert!(!dev.info().has(recur_gpu::wgpu::Features::SUBGROUP));
+    for (trans_a, trans_b) in [(false, false), (true, true)] {
+        let (m, n, k) = (70, 9, 21);
+        let cfg = Gemm {
+            trans_a,
+            trans_b,
+            kernel: GemmKernel::Blocked,
+            ..Gemm::default()
+        };
+        let a_host = data(m * k, 40);
+        let b_host = data(k * n, 41);
+        let a = upload(&dev, &a_host, &if trans_a { [k, m] } else { [m, k] });
+        let b = upload(&dev, &b_host, &if trans_b { [n, k] } else { [k, n] });
+        let c = cfg.run(&a, &b, None).unwrap();
+        let mut want = vec![0.0; m * n];
+        reference::gemm(
+            &cfg,
+            &cfg.shape(&a, &b).unwrap(),
+            &a_host,
+            &b_host,
+            None,
+            &mut want,
+        );
+        assert_close(
+            "gemm without subgroups",
+            &c.to_vec().unwrap(),
+            &want,
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
 fn gemm_2d_and_linear_helpers() {
     let Some(dev) = common::device() else { return };
     let (m, k, n) = (9, 13, 6);

@@ -10,10 +10,17 @@ fn compile(key: &KernelKey) -> (naga::Module, naga::valid::ModuleInfo) {
     let src = key.source().unwrap_or_else(|e| panic!("{key:?}: {e}"));
     let module = naga::front::wgsl::parse_str(&src)
         .unwrap_or_else(|e| panic!("{key:?}: {}", e.emit_to_string(&src)));
-    let info = // pack2x16float needs this; wgpu grants it on Vulkan, Metal, DX12 and most GL drivers.
-    Validator::new(ValidationFlags::all(), Capabilities::SHADER_FLOAT16_IN_FLOAT32)
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{key:?}: {}", e.emit_to_string(&src)));
+    // pack2x16float needs the first capability; wgpu grants it on Vulkan,
+    // Metal, DX12 and most GL drivers. Subgroup variants are only recorded
+    // when the device has SUBGROUP.
+    let info = Validator::new(
+        ValidationFlags::all(),
+        Capabilities::SHADER_FLOAT16_IN_FLOAT32 | Capabilities::SUBGROUP,
+    )
+    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{key:?}: {}", e.emit_to_string(&src)));
     (module, info)
 }
 

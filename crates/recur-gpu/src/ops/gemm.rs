@@ -57,7 +57,8 @@ impl GemmKernel {
     /// Output rows and columns covered by one workgroup.
     fn tile(self) -> (usize, usize) {
         match self {
-            GemmKernel::Tiled | GemmKernel::Blocked | GemmKernel::Auto => (64, 64),
+            GemmKernel::Tiled | GemmKernel::Auto => (64, 64),
+            GemmKernel::Blocked => (8, 64),
             GemmKernel::Naive => (16, 16),
         }
     }
@@ -222,7 +223,16 @@ impl Gemm {
             _pad: [0; 2],
         };
         let kernel = self.kernel.resolve(dev.info().device_type);
-        let key = key(kernel, self.trans_a, self.trans_b, bias.is_some());
+        // The blocked kernel's workgroup is 8 invocations: one subgroup when
+        // subgroups have at least 8 lanes.
+        let subgroups = kernel == GemmKernel::Blocked && dev.info().subgroups_of_at_least(8);
+        let key = key(
+            kernel,
+            self.trans_a,
+            self.trans_b,
+            bias.is_some(),
+            subgroups,
+        );
         let mut bufs = vec![
             (a.storage(), a.bytes(), Access::Read),
             (b.storage(), b.bytes(), Access::Read),
@@ -234,7 +244,13 @@ impl Gemm {
 
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let (rows, cols) = kernel.tile();
-        let groups = [s.n.div_ceil(cols), s.m.div_ceil(rows), s.z];
+        let groups = if kernel == GemmKernel::Blocked {
+            // Row blocks vary fastest, so consecutive workgroups share one
+            // K x 64 panel of op(B) while it is in cache.
+            [s.m.div_ceil(rows), s.n.div_ceil(cols), s.z]
+        } else {
+            [s.n.div_ceil(cols), s.m.div_ceil(rows), s.z]
+        };
         if groups.iter().any(|&g| g > lim) {
             return Err(Error::TooLarge {
                 op: "gemm",
@@ -253,7 +269,7 @@ impl Gemm {
     }
 }
 
-fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool) -> KernelKey {
+fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: bool) -> KernelKey {
     let (shader, entry) = match kernel {
         GemmKernel::Tiled | GemmKernel::Auto => ("gemm", "gemm"),
         GemmKernel::Blocked => ("gemm_blocked", "gemm_blocked"),
@@ -263,13 +279,29 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool) -> KernelKe
         .flag("TRANS_A", trans_a)
         .flag("TRANS_B", trans_b)
         .flag("BIAS", bias)
+        .flag("SUBGROUPS", subgroups)
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     for kernel in GemmKernel::ALL {
         for bits in 0..8 {
-            v.push(key(kernel, bits & 1 != 0, bits & 2 != 0, bits & 4 != 0));
+            v.push(key(
+                kernel,
+                bits & 1 != 0,
+                bits & 2 != 0,
+                bits & 4 != 0,
+                false,
+            ));
+            if kernel == GemmKernel::Blocked {
+                v.push(key(
+                    kernel,
+                    bits & 1 != 0,
+                    bits & 2 != 0,
+                    bits & 4 != 0,
+                    true,
+                ));
+            }
         }
     }
     v
