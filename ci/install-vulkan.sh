@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs a Vulkan driver for wgpu when none is present: Mesa's lavapipe, a
-# conformant software Vulkan implementation that runs on the CPU.
+# conformant software Vulkan implementation that runs on the CPU. Also
+# installs Mesa's EGL/GL drivers (llvmpipe), so wgpu's GL backend can be
+# tested headless (surfaceless EGL).
 #
 # On Debian 12 (bookworm) it takes Mesa from bookworm-backports: Mesa 25's
 # lavapipe ran a register-blocked WGSL GEMM ~4x faster than bookworm's Mesa 22
@@ -31,9 +33,10 @@ fi
 . /etc/os-release
 codename="${VERSION_CODENAME:-}"
 need_install=0
-if ! have_vulkan_icd || ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || ! dpkg -s libvulkan1 >/dev/null 2>&1; then
-  need_install=1
-fi
+for pkg in mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgl1-mesa-dri; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_install=1
+done
+have_vulkan_icd || need_install=1
 
 if [ "${ID:-}" = "debian" ] && [ "$codename" = "bookworm" ]; then
   # Mesa 22 lavapipe is ~4x slower for compute than Mesa 25 from backports.

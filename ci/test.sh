@@ -22,3 +22,7 @@ export CI="${CI:-true}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
+
+# The same kernels and runtime on wgpu's GL backend (Mesa llvmpipe over
+# surfaceless EGL): proves the GL path, which has no subgroups or f16.
+RECUR_BACKEND=gl cargo test -p recur-gpu --test kernels --test runtime
