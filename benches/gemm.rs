@@ -28,12 +28,16 @@ fn gemm(c: &mut Criterion) {
                 kernel,
                 ..Gemm::default()
             };
-            group.bench_with_input(BenchmarkId::new(format!("{kernel:?}"), n), &n, |bench, _| {
-                bench.iter(|| {
-                    cfg.run_into(&a, &b, None, &out).expect("gemm");
-                    dev.sync().expect("sync");
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{kernel:?}"), n),
+                &n,
+                |bench, _| {
+                    bench.iter(|| {
+                        cfg.run_into(&a, &b, None, &out).expect("gemm");
+                        dev.sync().expect("sync");
+                    })
+                },
+            );
         }
     }
     group.finish();

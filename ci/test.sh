@@ -1,20 +1,13 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (a Vulkan driver), checks
-# formatting and lints, then runs the whole workspace's tests on whatever
-# adapter wgpu finds (Mesa's lavapipe on a machine without a GPU).
+# The test command: installs what the tests need (ci/setup.sh: a Vulkan
+# driver, Rust), checks formatting and lints, then runs the whole
+# workspace's tests on whatever adapter wgpu finds (Mesa's lavapipe on a
+# machine without a GPU), and the runtime and kernel tests once more on
+# wgpu's GL backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash ci/install-vulkan.sh
-
-if ! command -v cargo >/dev/null 2>&1; then
-  if [ -f "$HOME/.cargo/env" ]; then . "$HOME/.cargo/env"; fi
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "ci/test.sh: installing Rust with rustup"
-  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy
-  . "$HOME/.cargo/env"
-fi
+. ci/setup.sh
 
 # Under CI a missing adapter must fail the GPU tests, not skip them.
 export CI="${CI:-true}"

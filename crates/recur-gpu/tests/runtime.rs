@@ -24,6 +24,26 @@ fn device_info_reports_adapter_features_and_limits() {
 }
 
 #[test]
+fn no_matching_adapter_is_a_clear_error() {
+    let options = recur_gpu::DeviceOptions {
+        adapter: Some("no adapter is called this".into()),
+        ..Default::default()
+    };
+    let err = pollster::block_on(Device::with_options(options)).unwrap_err();
+    assert!(matches!(err, Error::NoAdapter { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("mesa-vulkan-drivers") && text.contains("RECUR_ADAPTER"),
+        "{text}"
+    );
+    assert!(recur_gpu::parse_backends("vulkan,gl").is_ok());
+    assert!(matches!(
+        recur_gpu::parse_backends("cuda"),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+#[test]
 fn thousands_of_dispatches_go_out_in_one_submission() {
     // A device of its own: the shared one counts other tests' submissions.
     let Some(_) = common::device() else { return };

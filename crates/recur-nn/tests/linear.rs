@@ -1,0 +1,63 @@
+use recur_nn::{Device, Error, LinearConfig, Rng, Tensor};
+
+fn device() -> Option<Device> {
+    match Device::new() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no adapter: {e}"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn linear_matches_a_host_computation_and_pytorch_layout() {
+    let Some(dev) = device() else { return };
+    let mut rng = Rng::new(3);
+    let layer = LinearConfig::new(7, 5).init(&dev, &mut rng).unwrap();
+    assert_eq!(layer.weight.shape(), &[5, 7]);
+    let w = layer.weight.to_vec().unwrap();
+    let b = layer.bias.as_ref().unwrap().to_vec().unwrap();
+    let bound = 1.0 / 7f32.sqrt();
+    assert!(w.iter().chain(&b).all(|v| v.abs() <= bound));
+    let x: Vec<f32> = (0..2 * 3 * 7).map(|i| (i as f32 * 0.37).sin()).collect();
+    let y = layer
+        .forward(&Tensor::from_slice(&dev, &x, &[2, 3, 7]).unwrap())
+        .unwrap();
+    assert_eq!(y.shape(), &[2, 3, 5]);
+    let y = y.to_vec().unwrap();
+    for r in 0..6 {
+        for o in 0..5 {
+            let want: f32 = b[o] + (0..7).map(|i| x[r * 7 + i] * w[o * 7 + i]).sum::<f32>();
+            assert!(
+                (y[r * 5 + o] - want).abs() < 1e-5,
+                "row {r} out {o}: {} vs {want}",
+                y[r * 5 + o]
+            );
+        }
+    }
+    let names: Vec<_> = layer
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["weight", "bias"]);
+    let bad = layer
+        .forward(&Tensor::zeros(&dev, &[3, 6]).unwrap())
+        .unwrap_err();
+    assert!(
+        matches!(
+            bad,
+            Error::ShapeMismatch {
+                op: "Linear::forward",
+                ..
+            }
+        ),
+        "{bad}"
+    );
+    assert!(LinearConfig::new(0, 3).init(&dev, &mut rng).is_err());
+}
