@@ -6,7 +6,10 @@
 //   four 4x4 accumulators). No barriers: this is the fast kernel on CPU
 //   drivers such as lavapipe, where a workgroup barrier suspends and resumes
 //   every fiber of the workgroup and costs more than the loads it saves.
-//   Blocks wholly inside C skip the per-element bounds tests.
+//   When the block's eight rows are inside C (a condition uniform across the
+//   workgroup, so every lane takes the same path and the shuffles see all
+//   lanes), loads skip the bounds tests: columns past N are clamped to the
+//   last column and their results are never stored.
 #import gemm_io
 
 @compute @workgroup_size(8, 1, 1)
@@ -18,11 +21,14 @@ fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
     var c01 = mat4x4<f32>();
     var c10 = mat4x4<f32>();
     var c11 = mat4x4<f32>();
-    if m + 8u <= p.m && n + 8u <= p.n {
+    if m + 8u <= p.m {
         let sa = a_strides();
         let sb = b_strides();
         var ia = z * p.stride_a + m * sa.x;
-        var ib = z * p.stride_b + n * sb.x;
+        var ib = z * p.stride_b;
+        let last = p.n - 1u;
+        let o0 = vec4<u32>(min(n, last), min(n + 1u, last), min(n + 2u, last), min(n + 3u, last)) * sb.x;
+        let o1 = vec4<u32>(min(n + 4u, last), min(n + 5u, last), min(n + 6u, last), min(n + 7u, last)) * sb.x;
         var k0 = 0u;
 #ifdef SUBGROUPS
         // Lane i loads op(A)[m + r, k0 + i] for the eight rows r: one SIMD
@@ -35,8 +41,8 @@ fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
             for (var kk = 0u; kk < 8u; kk++) {
                 let a0 = subgroupShuffle(r0, kk);
                 let a1 = subgroupShuffle(r1, kk);
-                let b0 = vec4<f32>(b[ib], b[ib + sb.x], b[ib + 2u * sb.x], b[ib + 3u * sb.x]);
-                let b1 = vec4<f32>(b[ib + 4u * sb.x], b[ib + 5u * sb.x], b[ib + 6u * sb.x], b[ib + 7u * sb.x]);
+                let b0 = vec4<f32>(b[ib + o0.x], b[ib + o0.y], b[ib + o0.z], b[ib + o0.w]);
+                let b1 = vec4<f32>(b[ib + o1.x], b[ib + o1.y], b[ib + o1.z], b[ib + o1.w]);
                 c00 = rank1(c00, a0, b0);
                 c01 = rank1(c01, a0, b1);
                 c10 = rank1(c10, a1, b0);
@@ -49,8 +55,8 @@ fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         for (; k0 < p.k; k0++) {
             let a0 = vec4<f32>(a[ia], a[ia + sa.x], a[ia + 2u * sa.x], a[ia + 3u * sa.x]);
             let a1 = vec4<f32>(a[ia + 4u * sa.x], a[ia + 5u * sa.x], a[ia + 6u * sa.x], a[ia + 7u * sa.x]);
-            let b0 = vec4<f32>(b[ib], b[ib + sb.x], b[ib + 2u * sb.x], b[ib + 3u * sb.x]);
-            let b1 = vec4<f32>(b[ib + 4u * sb.x], b[ib + 5u * sb.x], b[ib + 6u * sb.x], b[ib + 7u * sb.x]);
+            let b0 = vec4<f32>(b[ib + o0.x], b[ib + o0.y], b[ib + o0.z], b[ib + o0.w]);
+            let b1 = vec4<f32>(b[ib + o1.x], b[ib + o1.y], b[ib + o1.z], b[ib + o1.w]);
             c00 = rank1(c00, a0, b0);
             c01 = rank1(c01, a0, b1);
             c10 = rank1(c10, a1, b0);

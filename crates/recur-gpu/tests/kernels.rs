@@ -110,6 +110,42 @@ fn gemm_without_optional_features_takes_the_fallback_paths() {
 }
 
 #[test]
+fn gemm_blocked_agrees_with_naive_on_ragged_blocks() {
+    // Lanes whose columns run past N share a workgroup with lanes that do
+    // not; the subgroup path must still see every lane (a bug once).
+    let Some(dev) = common::device() else { return };
+    for n in [9, 17, 19, 23] {
+        for trans_a in [false, true] {
+            let (m, k) = (19, 33);
+            let a = upload(
+                &dev,
+                &data(m * k, n as u64),
+                &if trans_a { [k, m] } else { [m, k] },
+            );
+            let b = upload(&dev, &data(k * n, 99), &[k, n]);
+            let run = |kernel| {
+                Gemm {
+                    trans_a,
+                    kernel,
+                    ..Gemm::default()
+                }
+                .run(&a, &b, None)
+                .unwrap()
+                .to_vec()
+                .unwrap()
+            };
+            assert_close(
+                &format!("blocked n={n} trans_a={trans_a}"),
+                &run(GemmKernel::Blocked),
+                &run(GemmKernel::Naive),
+                1e-5,
+                1e-5,
+            );
+        }
+    }
+}
+
+#[test]
 fn gemm_2d_and_linear_helpers() {
     let Some(dev) = common::device() else { return };
     let (m, k, n) = (9, 13, 6);
