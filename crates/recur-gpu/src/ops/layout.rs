@@ -150,6 +150,30 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     Ok(y)
 }
 
+/// Writes `src` into `dst` at `start` along `axis`, in place; every other
+/// dimension must agree.
+pub fn write_slice(dst: &Tensor, axis: usize, start: usize, src: &Tensor) -> Result<()> {
+    let op = "write_slice";
+    let dev = device_of(op, &[dst, src])?;
+    all_f32(op, &[dst, src])?;
+    check_axis(op, dst.shape(), axis)?;
+    let (ds, ss) = (dst.shape(), src.shape());
+    let same = ds.len() == ss.len()
+        && ds
+            .iter()
+            .zip(ss)
+            .enumerate()
+            .all(|(i, (a, b))| i == axis || a == b);
+    if !same || start + ss[axis] > ds[axis] {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: format!("a block fitting {ds:?} at {start} along axis {axis}"),
+            got: ss.to_vec(),
+        });
+    }
+    copy_axis(&dev, src, dst, axis, 0, start, ss[axis])
+}
+
 /// Joins `parts` along `axis`; all other dimensions must agree.
 pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     let op = "concat";

@@ -7,6 +7,7 @@ pub mod gemm;
 pub mod layout;
 pub mod peak;
 pub mod reduce;
+pub mod rnn;
 pub mod softmax;
 
 use crate::device::Device;
@@ -93,6 +94,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(embedding::variants());
     v.extend(layout::variants());
     v.extend(peak::variants());
+    v.extend(rnn::variants());
     v
 }
 

@@ -1,0 +1,418 @@
+//! Fused LSTM, GRU and Elman RNN over a sequence (`shaders/rnn.wgsl`), one
+//! layer and direction at a time, with PyTorch's weight layout.
+//!
+//! Forward: the input projection for all steps is one GEMM, then one fused
+//! dispatch per step. Backward: two dispatches per step (gate gradients,
+//! then dh_prev), then the weight and bias gradients as GEMMs and reductions
+//! over all steps. Everything is recorded; nothing waits on the GPU.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::gemm::{self, Gemm};
+use super::{all_f32, device_of, layout, reduce, u32_of};
+use crate::device::Device;
+use crate::error::{check_shape, Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::tensor::{DType, Tensor};
+
+/// The recurrent cell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cell {
+    /// `torch.nn.LSTM`: gates i, f, g, o.
+    Lstm,
+    /// `torch.nn.GRU`: gates r, z, n.
+    Gru,
+    /// `torch.nn.RNN(nonlinearity="tanh")`.
+    RnnTanh,
+    /// `torch.nn.RNN(nonlinearity="relu")`.
+    RnnRelu,
+}
+
+impl Cell {
+    /// Gates per hidden unit (rows of W_ih per unit).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+            Cell::RnnTanh | Cell::RnnRelu => 1,
+        }
+    }
+
+    fn key(self, entry: &'static str) -> KernelKey {
+        let k = KernelKey::new("rnn", entry);
+        match self {
+            Cell::Lstm => k.flag("LSTM", true),
+            Cell::Gru => k.flag("GRU", true),
+            Cell::RnnTanh => k.flag("RNN", true),
+            Cell::RnnRelu => k.flag("RNN", true).flag("RELU", true),
+        }
+    }
+
+    /// Every cell.
+    pub const ALL: [Cell; 4] = [Cell::Lstm, Cell::Gru, Cell::RnnTanh, Cell::RnnRelu];
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    t: u32,
+    src: u32,
+    dst: u32,
+    batch: u32,
+    hidden: u32,
+    gates: u32,
+    _pad: [u32; 2],
+}
+
+/// One layer-direction's parameters, shaped as in PyTorch.
+#[derive(Clone, Copy, Debug)]
+pub struct RnnWeights<'a> {
+    /// `weight_ih_l{k}`: (G·H, I).
+    pub w_ih: &'a Tensor,
+    /// `weight_hh_l{k}`: (G·H, H).
+    pub w_hh: &'a Tensor,
+    /// `bias_ih_l{k}`: (G·H), absent with `bias=False`.
+    pub b_ih: Option<&'a Tensor>,
+    /// `bias_hh_l{k}`: (G·H).
+    pub b_hh: Option<&'a Tensor>,
+}
+
+/// What the backward needs from a training forward.
+#[derive(Clone, Debug)]
+pub struct RnnCache {
+    cell: Cell,
+    reverse: bool,
+    x: Tensor,
+    hseq: Tensor,
+    cseq: Option<Tensor>,
+    saved: Option<Tensor>,
+}
+
+/// Forward results, time-major.
+#[derive(Clone, Debug)]
+pub struct RnnOutput {
+    /// (T, B, H)
+    pub output: Tensor,
+    /// (B, H)
+    pub h_n: Tensor,
+    /// (B, H), LSTM only.
+    pub c_n: Option<Tensor>,
+    /// Present when run with `train = true`.
+    pub cache: Option<RnnCache>,
+}
+
+/// Gradients of one layer-direction.
+#[derive(Clone, Debug)]
+pub struct RnnGradients {
+    /// (T, B, I)
+    pub dx: Tensor,
+    /// (B, H)
+    pub dh0: Tensor,
+    /// (B, H), LSTM only.
+    pub dc0: Option<Tensor>,
+    /// (G·H, I)
+    pub dw_ih: Tensor,
+    /// (G·H, H)
+    pub dw_hh: Tensor,
+    /// (G·H), when the layer has biases.
+    pub db_ih: Option<Tensor>,
+    /// (G·H), when the layer has biases.
+    pub db_hh: Option<Tensor>,
+}
+
+/// Checked sizes (T, B, I, H).
+fn dims(cell: Cell, w: &RnnWeights, x: &Tensor) -> Result<(usize, usize, usize, usize)> {
+    let op = "rnn";
+    let [t, b, i] = *x.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "input of shape (T, B, I)".into(),
+            got: x.shape().to_vec(),
+        });
+    };
+    if t == 0 || b == 0 {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "a non-empty sequence and batch".into(),
+            got: x.shape().to_vec(),
+        });
+    }
+    let [gh, h] = *w.w_hh.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "weight_hh of shape (G·H, H)".into(),
+            got: w.w_hh.shape().to_vec(),
+        });
+    };
+    if h == 0 || gh != cell.gates() * h {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: format!("weight_hh of shape ({}, H) for {cell:?}", cell.gates()),
+            got: w.w_hh.shape().to_vec(),
+        });
+    }
+    check_shape(op, &[gh, i], w.w_ih.shape())?;
+    for bias in [w.b_ih, w.b_hh].into_iter().flatten() {
+        check_shape(op, &[gh], bias.shape())?;
+    }
+    Ok((t, b, i, h))
+}
+
+fn params(t: usize, src: usize, dst: usize, b: usize, h: usize, g: usize) -> Result<Params> {
+    Ok(Params {
+        t: t as u32,
+        src: src as u32,
+        dst: dst as u32,
+        batch: u32_of("rnn", "batch", b)?,
+        hidden: u32_of("rnn", "hidden", h)?,
+        gates: g as u32,
+        _pad: [0; 2],
+    })
+}
+
+/// State slots of step `t`: (read, write) in the (T+1, B, H) sequences.
+fn slots(t: usize, reverse: bool) -> (usize, usize) {
+    if reverse {
+        (t + 1, t)
+    } else {
+        (t, t + 1)
+    }
+}
+
+fn state_seq(
+    dev: &Device,
+    t: usize,
+    b: usize,
+    h: usize,
+    init: Option<&Tensor>,
+    slot: usize,
+) -> Result<Tensor> {
+    let seq = Tensor::zeros(dev, &[t + 1, b, h])?;
+    if let Some(s) = init {
+        check_shape("rnn", &[b, h], s.shape())?;
+        layout::write_slice(&seq, 0, slot, &s.reshape(&[1, b, h])?)?;
+    }
+    Ok(seq)
+}
+
+/// Runs one layer-direction over `x` (T, B, I) from `h0`/`c0` (B, H; zeros
+/// when absent). With `train`, keeps what [`rnn_backward`] needs.
+pub fn rnn_forward(
+    cell: Cell,
+    w: &RnnWeights,
+    x: &Tensor,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+    reverse: bool,
+    train: bool,
+) -> Result<RnnOutput> {
+    let mut operands = vec![w.w_ih, w.w_hh, x];
+    operands.extend(w.b_ih.into_iter().chain(w.b_hh).chain(h0).chain(c0));
+    let dev = device_of("rnn", &operands)?;
+    all_f32("rnn", &operands)?;
+    let (t, b, i, h) = dims(cell, w, x)?;
+    let g = cell.gates();
+    let xproj = gemm::linear(&x.reshape(&[t * b, i])?, w.w_ih, w.b_ih)?;
+    let w_hh_t = layout::transpose(w.w_hh)?;
+    let b_hh = match w.b_hh {
+        Some(bias) => bias.clone(),
+        None => Tensor::zeros(&dev, &[g * h])?,
+    };
+    let first = if reverse { t } else { 0 };
+    let hseq = state_seq(&dev, t, b, h, h0, first)?;
+    let lstm = cell == Cell::Lstm;
+    let cseq = if lstm {
+        Some(state_seq(&dev, t, b, h, c0, first)?)
+    } else {
+        None
+    };
+    let saved = if train && matches!(cell, Cell::Lstm | Cell::Gru) {
+        Some(dev.alloc("rnn", &[t, b, 4 * h], DType::F32)?)
+    } else {
+        None
+    };
+    // Unused bindings still need a buffer each (a writable binding may not
+    // alias another binding of the same dispatch).
+    let cseq_or_dummy = match &cseq {
+        Some(c) => c.clone(),
+        None => dev.alloc("rnn", &[1], DType::F32)?,
+    };
+    let saved_or_dummy = match &saved {
+        Some(s) => s.clone(),
+        None => dev.alloc("rnn", &[1], DType::F32)?,
+    };
+    let key = cell.key("rnn_step").flag("TRAIN", saved.is_some());
+    let units = if g == 1 { h.div_ceil(4) } else { h };
+    let groups = [units.div_ceil(64) as u32, b.div_ceil(4) as u32, 1];
+    let (cs, sv) = (&cseq_or_dummy, &saved_or_dummy);
+    for s in 0..t {
+        let step = if reverse { t - 1 - s } else { s };
+        let (src, dst) = slots(step, reverse);
+        let p = params(step, src, dst, b, h, g)?;
+        dev.dispatch(
+            &key,
+            bytemuck::bytes_of(&p),
+            &[
+                (xproj.storage(), xproj.bytes(), Access::Read),
+                (w_hh_t.storage(), w_hh_t.bytes(), Access::Read),
+                (b_hh.storage(), b_hh.bytes(), Access::Read),
+                (hseq.storage(), hseq.bytes(), Access::ReadWrite),
+                (cs.storage(), cs.bytes(), Access::ReadWrite),
+                (sv.storage(), sv.bytes(), Access::ReadWrite),
+            ],
+            groups,
+        )?;
+    }
+    let out_start = if reverse { 0 } else { 1 };
+    let last = if reverse { 0 } else { t };
+    let output = layout::slice(&hseq, 0, out_start, t)?;
+    let h_n = layout::slice(&hseq, 0, last, 1)?.reshape(&[b, h])?;
+    let c_n = match &cseq {
+        Some(c) => Some(layout::slice(c, 0, last, 1)?.reshape(&[b, h])?),
+        None => None,
+    };
+    let cache = train.then(|| RnnCache {
+        cell,
+        reverse,
+        x: x.clone(),
+        hseq,
+        cseq,
+        saved,
+    });
+    Ok(RnnOutput {
+        output,
+        h_n,
+        c_n,
+        cache,
+    })
+}
+
+/// Backward of [`rnn_forward`]: gradients for upstream `dout` (T, B, H) and
+/// optional `dh_n`, `dc_n` (B, H).
+pub fn rnn_backward(
+    w: &RnnWeights,
+    cache: &RnnCache,
+    dout: &Tensor,
+    dh_n: Option<&Tensor>,
+    dc_n: Option<&Tensor>,
+) -> Result<RnnGradients> {
+    let cell = cache.cell;
+    let x = &cache.x;
+    let mut operands = vec![w.w_ih, w.w_hh, dout];
+    operands.extend(dh_n.into_iter().chain(dc_n));
+    let dev = device_of("rnn_backward", &operands)?;
+    all_f32("rnn_backward", &operands)?;
+    let (t, b, i, h) = dims(cell, w, x)?;
+    let g = cell.gates();
+    check_shape("rnn_backward", &[t, b, h], dout.shape())?;
+    let carry = |init: Option<&Tensor>| -> Result<Tensor> {
+        match init {
+            Some(s) => {
+                check_shape("rnn_backward", &[b, h], s.shape())?;
+                layout::slice(&s.reshape(&[1, b, h])?, 0, 0, 1)
+            }
+            None => Tensor::zeros(&dev, &[1, b, h]),
+        }
+    };
+    let mut dh = [carry(dh_n)?, Tensor::zeros(&dev, &[1, b, h])?];
+    let mut dc = [carry(dc_n)?, Tensor::zeros(&dev, &[1, b, h])?];
+    let dgx = dev.alloc("rnn_backward", &[t, b, g * h], DType::F32)?;
+    let dgh = if cell == Cell::Gru {
+        Some(dev.alloc("rnn_backward", &[t, b, g * h], DType::F32)?)
+    } else {
+        None
+    };
+    let dummy = |t: Option<&Tensor>| match t {
+        Some(t) => Ok(t.clone()),
+        None => dev.alloc("rnn_backward", &[1], DType::F32),
+    };
+    let cs = &dummy(cache.cseq.as_ref())?;
+    let sv = &dummy(cache.saved.as_ref())?;
+    let dgh_bind = &dummy(dgh.as_ref())?;
+    let dg_h = dgh.as_ref().unwrap_or(&dgx);
+    let pointwise = cell.key("rnn_step_backward");
+    let dh_key = cell.key("rnn_step_dh");
+    let pw_groups = [h.div_ceil(64) as u32, b as u32, 1];
+    let dh_groups = [h.div_ceil(64) as u32, b.div_ceil(4) as u32, 1];
+    for s in 0..t {
+        // Reverse of the forward's processing order.
+        let step = if cache.reverse { s } else { t - 1 - s };
+        let (src, dst) = slots(step, cache.reverse);
+        let p = params(step, src, dst, b, h, g)?;
+        let [cur_h, next_h] = &dh;
+        let [cur_c, next_c] = &dc;
+        dev.dispatch(
+            &pointwise,
+            bytemuck::bytes_of(&p),
+            &[
+                (dout.storage(), dout.bytes(), Access::Read),
+                (cache.hseq.storage(), cache.hseq.bytes(), Access::Read),
+                (cs.storage(), cs.bytes(), Access::Read),
+                (sv.storage(), sv.bytes(), Access::Read),
+                (cur_h.storage(), cur_h.bytes(), Access::Read),
+                (cur_c.storage(), cur_c.bytes(), Access::Read),
+                (dgx.storage(), dgx.bytes(), Access::ReadWrite),
+                (dgh_bind.storage(), dgh_bind.bytes(), Access::ReadWrite),
+                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
+                (next_c.storage(), next_c.bytes(), Access::ReadWrite),
+            ],
+            pw_groups,
+        )?;
+        dev.dispatch(
+            &dh_key,
+            bytemuck::bytes_of(&p),
+            &[
+                (dg_h.storage(), dg_h.bytes(), Access::Read),
+                (w.w_hh.storage(), w.w_hh.bytes(), Access::Read),
+                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
+            ],
+            dh_groups,
+        )?;
+        dh.swap(0, 1);
+        dc.swap(0, 1);
+    }
+    let rows = t * b;
+    let dgx2 = dgx.reshape(&[rows, g * h])?;
+    let dgh2 = dg_h.reshape(&[rows, g * h])?;
+    let tn = Gemm {
+        trans_a: true,
+        ..Gemm::default()
+    };
+    let dw_ih = tn.run(&dgx2, &x.reshape(&[rows, i])?, None)?;
+    let prev_start = if cache.reverse { 1 } else { 0 };
+    let hprev = layout::slice(&cache.hseq, 0, prev_start, t)?.reshape(&[rows, h])?;
+    let dw_hh = tn.run(&dgh2, &hprev, None)?;
+    let (db_ih, db_hh) = if w.b_ih.is_some() || w.b_hh.is_some() {
+        (
+            w.b_ih.map(|_| reduce::sum(&dgx2, 0)).transpose()?,
+            w.b_hh.map(|_| reduce::sum(&dgh2, 0)).transpose()?,
+        )
+    } else {
+        (None, None)
+    };
+    let dx = gemm::matmul(&dgx2, w.w_ih)?.reshape(&[t, b, i])?;
+    let [dh0, _] = dh;
+    let [dc0, _] = dc;
+    Ok(RnnGradients {
+        dx,
+        dh0: dh0.reshape(&[b, h])?,
+        dc0: (cell == Cell::Lstm)
+            .then(|| dc0.reshape(&[b, h]))
+            .transpose()?,
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+    })
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    let mut v = Vec::new();
+    for cell in Cell::ALL {
+        v.push(cell.key("rnn_step"));
+        v.push(cell.key("rnn_step").flag("TRAIN", true));
+        v.push(cell.key("rnn_step_backward"));
+        v.push(cell.key("rnn_step_dh"));
+    }
+    v
+}
