@@ -3,6 +3,7 @@
 //   both the reads and the writes are contiguous across invocations.
 // `copy_axis`: src viewed as (O, NS, I), dst as (O, ND, I); copies LEN rows of
 //   the middle axis from src_off in src to dst_off in dst.
+// `swap01`: (R, C, I) -> (C, R, I), e.g. batch-first <-> time-major.
 
 struct Params {
     rows: u32, cols: u32, outer: u32, inner: u32,
@@ -45,6 +46,20 @@ fn copy_axis(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         let j = (i / p.inner) % p.len;
         let o = i / (p.inner * p.len);
         dst[(o * p.nd + p.dst_off + j) * p.inner + inner] = src[(o * p.ns + p.src_off + j) * p.inner + inner];
+    }
+}
+#endif
+
+#ifdef SWAP01
+// src (R, C, I) with R = rows, C = cols, I = inner; dst (C, R, I).
+@compute @workgroup_size(256)
+fn swap01(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = p.rows * p.cols * p.inner;
+    for (var i = gid.x; i < n; i += nwg.x * 256u) {
+        let inner = i % p.inner;
+        let r = (i / p.inner) % p.rows;
+        let c = i / (p.inner * p.rows);
+        dst[i] = src[(r * p.cols + c) * p.inner + inner];
     }
 }
 #endif

@@ -455,6 +455,14 @@ fn transpose_slice_concat() {
         cat.to_vec().unwrap(),
         reference::concat(&[(&x, 9), (&y, 3)], 4, 5)
     );
+    let sw = layout::swap01(&xt).unwrap();
+    assert_eq!(sw.shape(), &[9, 4, 5]);
+    let sw_host = sw.to_vec().unwrap();
+    for r in 0..4 {
+        for c in 0..9 {
+            assert_eq!(&sw_host[(c * 4 + r) * 5..][..5], &x[(r * 9 + c) * 5..][..5]);
+        }
+    }
     let last = layout::slice(&xt, 2, 4, 1).unwrap();
     assert_eq!(last.to_vec().unwrap(), reference::slice(&x, 5, 1, 4, 1));
 }

@@ -1,10 +1,20 @@
 //! `recur-nn`: layers and training on top of [`recur_gpu`].
 //!
-//! For now it holds the building block every later layer uses, [`Linear`],
-//! with PyTorch's parameter layout and initialisation. The recurrent layers,
-//! autograd and training loop arrive with their issues.
+//! [`Linear`], and the recurrent layers [`Lstm`], [`Gru`] and [`Rnn`] with
+//! PyTorch's semantics, parameter names and layout (a PyTorch `state_dict`
+//! maps onto [`Recurrent::named_parameters`] name for name), plus one-step
+//! cells for streaming. Autograd and the training loop arrive with their issue.
 
+mod cell;
+pub mod init;
 mod linear;
+mod recurrent;
 
+pub use cell::{RecurrentCell, RecurrentCellState};
 pub use linear::{Linear, LinearConfig};
+pub use recur_gpu::ops::rnn::Cell;
 pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
+pub use recurrent::{
+    Gru, LayerParams, Lstm, Recurrent, RecurrentConfig, RecurrentGrads, RecurrentOutput,
+    RecurrentTape, Rnn,
+};

@@ -74,6 +74,45 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// Swaps the first two axes: (R, C, ..) -> (C, R, ..), as between
+/// batch-first (B, T, ..) and time-major (T, B, ..) layouts.
+pub fn swap01(x: &Tensor) -> Result<Tensor> {
+    let op = "swap01";
+    let dev = device_of(op, &[x])?;
+    all_f32(op, &[x])?;
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "rank >= 2".into(),
+            got: s.to_vec(),
+        });
+    }
+    let mut shape = s.to_vec();
+    shape.swap(0, 1);
+    let y = dev.alloc(op, &shape, DType::F32)?;
+    if y.numel() == 0 {
+        return Ok(y);
+    }
+    let p = Params {
+        rows: u32_of(op, "rows", s[0])?,
+        cols: u32_of(op, "cols", s[1])?,
+        inner: u32_of(op, "inner", s[2..].iter().product())?,
+        ..Params::default()
+    };
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension;
+    dev.dispatch(
+        &KernelKey::new("layout", "swap01"),
+        bytemuck::bytes_of(&p),
+        &[
+            (x.storage(), x.bytes(), Access::Read),
+            (y.storage(), y.bytes(), Access::ReadWrite),
+        ],
+        [groups_for(y.numel(), 256, lim), 1, 1],
+    )?;
+    Ok(y)
+}
+
 fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<()> {
     if axis < shape.len() {
         Ok(())

@@ -1,0 +1,526 @@
+//! `Lstm`, `Gru` and `Rnn`: multi-layer, optionally bidirectional recurrent
+//! layers with `torch.nn.LSTM/GRU/RNN` semantics, parameter names and shapes.
+//!
+//! Until the autograd tape lands, training uses an explicit pair:
+//! [`Recurrent::forward_train`] returns a [`RecurrentTape`], and
+//! [`Recurrent::backward`] turns upstream gradients into gradients for the
+//! input, the initial state and every named parameter.
+
+use recur_gpu::ops::elementwise;
+use recur_gpu::ops::layout;
+use recur_gpu::ops::rnn::{self, Cell, RnnCache, RnnWeights};
+use recur_gpu::{Device, Error, Result, Rng, Tensor};
+
+/// Configuration mirroring `torch.nn.LSTM` / `GRU` / `RNN`.
+#[derive(Clone, Copy, Debug)]
+pub struct RecurrentConfig {
+    /// The cell (`LSTM`, `GRU`, `RNN` with tanh or relu).
+    pub cell: Cell,
+    /// Features of the input (`input_size`).
+    pub input_size: usize,
+    /// Features of the hidden state (`hidden_size`).
+    pub hidden_size: usize,
+    /// Stacked layers (`num_layers`); layer k+1 reads layer k's output.
+    pub num_layers: usize,
+    /// Whether the layers have `bias_ih` and `bias_hh` (`bias`).
+    pub bias: bool,
+    /// Input and output are (B, T, F) instead of (T, B, F) (`batch_first`).
+    /// The states h0/h_n stay (L·D, B, H), as in PyTorch.
+    pub batch_first: bool,
+    /// Dropout on the outputs of every layer but the last, in training
+    /// (`dropout`; Srivastava et al. 2014, as PyTorch applies it).
+    pub dropout: f32,
+    /// A second, time-reversed direction per layer whose outputs are
+    /// concatenated after the forward direction's (`bidirectional`).
+    pub bidirectional: bool,
+}
+
+impl RecurrentConfig {
+    /// A one-layer config for `cell`, with biases, time-major.
+    pub fn new(cell: Cell, input_size: usize, hidden_size: usize) -> Self {
+        Self {
+            cell,
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+
+    /// `torch.nn.LSTM(input_size, hidden_size)`.
+    pub fn lstm(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Cell::Lstm, input_size, hidden_size)
+    }
+
+    /// `torch.nn.GRU(input_size, hidden_size)`.
+    pub fn gru(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Cell::Gru, input_size, hidden_size)
+    }
+
+    /// `torch.nn.RNN(input_size, hidden_size)` (tanh).
+    pub fn rnn(input_size: usize, hidden_size: usize) -> Self {
+        Self::new(Cell::RnnTanh, input_size, hidden_size)
+    }
+
+    /// Directions per layer (1 or 2).
+    pub fn directions(&self) -> usize {
+        1 + self.bidirectional as usize
+    }
+
+    /// Builds the layer with PyTorch's initialisation: every parameter
+    /// uniform in ±1/√hidden_size.
+    pub fn init(&self, device: &Device, rng: &mut Rng) -> Result<Recurrent> {
+        let bad = |what: String| Error::InvalidArgument {
+            op: "RecurrentConfig::init",
+            what,
+        };
+        if self.input_size == 0 || self.hidden_size == 0 || self.num_layers == 0 {
+            return Err(bad(format!(
+                "sizes and num_layers must be positive: {self:?}"
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(bad(format!(
+                "dropout must be in [0, 1), got {}",
+                self.dropout
+            )));
+        }
+        let (h, gh) = (self.hidden_size, self.cell.gates() * self.hidden_size);
+        let k = 1.0 / (h as f32).sqrt();
+        let mut layers = Vec::new();
+        for l in 0..self.num_layers {
+            let input = if l == 0 {
+                self.input_size
+            } else {
+                h * self.directions()
+            };
+            for _ in 0..self.directions() {
+                let mut u = |shape: &[usize]| Tensor::rand(device, shape, -k, k, rng);
+                layers.push(LayerParams {
+                    w_ih: u(&[gh, input])?,
+                    w_hh: u(&[gh, h])?,
+                    b_ih: if self.bias { Some(u(&[gh])?) } else { None },
+                    b_hh: if self.bias { Some(u(&[gh])?) } else { None },
+                });
+            }
+        }
+        Ok(Recurrent {
+            config: *self,
+            layers,
+            device: device.clone(),
+        })
+    }
+}
+
+/// Parameters of one layer and direction.
+#[derive(Clone, Debug)]
+pub struct LayerParams {
+    /// `weight_ih_l{k}[_reverse]`: (G·H, input).
+    pub w_ih: Tensor,
+    /// `weight_hh_l{k}[_reverse]`: (G·H, H).
+    pub w_hh: Tensor,
+    /// `bias_ih_l{k}[_reverse]`: (G·H).
+    pub b_ih: Option<Tensor>,
+    /// `bias_hh_l{k}[_reverse]`: (G·H).
+    pub b_hh: Option<Tensor>,
+}
+
+impl LayerParams {
+    fn weights(&self) -> RnnWeights<'_> {
+        RnnWeights {
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: self.b_ih.as_ref(),
+            b_hh: self.b_hh.as_ref(),
+        }
+    }
+}
+
+/// A multi-layer recurrent network (LSTM, GRU or Elman RNN).
+#[derive(Clone, Debug)]
+pub struct Recurrent {
+    config: RecurrentConfig,
+    /// Index `layer * directions + direction`.
+    layers: Vec<LayerParams>,
+    device: Device,
+}
+
+/// `torch.nn.LSTM` is a [`Recurrent`] built with [`RecurrentConfig::lstm`].
+pub type Lstm = Recurrent;
+/// `torch.nn.GRU` is a [`Recurrent`] built with [`RecurrentConfig::gru`].
+pub type Gru = Recurrent;
+/// `torch.nn.RNN` is a [`Recurrent`] built with [`RecurrentConfig::rnn`].
+pub type Rnn = Recurrent;
+
+/// Forward results with PyTorch's shapes.
+#[derive(Clone, Debug)]
+pub struct RecurrentOutput {
+    /// (T, B, D·H), or (B, T, D·H) with `batch_first`.
+    pub output: Tensor,
+    /// (L·D, B, H)
+    pub h_n: Tensor,
+    /// (L·D, B, H), LSTM only.
+    pub c_n: Option<Tensor>,
+}
+
+/// What [`Recurrent::backward`] needs from [`Recurrent::forward_train`].
+#[derive(Clone, Debug)]
+pub struct RecurrentTape {
+    caches: Vec<RnnCache>,
+    /// Dropout masks (already scaled by 1/(1-p)) applied to layer outputs.
+    masks: Vec<Option<Tensor>>,
+    batch: usize,
+}
+
+/// Gradients from [`Recurrent::backward`].
+#[derive(Clone, Debug)]
+pub struct RecurrentGrads {
+    /// Shaped like the input.
+    pub dx: Tensor,
+    /// (L·D, B, H)
+    pub dh0: Tensor,
+    /// (L·D, B, H), LSTM only.
+    pub dc0: Option<Tensor>,
+    /// Parameter gradients by PyTorch name, in [`Recurrent::named_parameters`] order.
+    pub params: Vec<(String, Tensor)>,
+}
+
+impl Recurrent {
+    /// The configuration.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    fn suffix(&self, l: usize, d: usize) -> String {
+        format!("l{l}{}", if d == 1 { "_reverse" } else { "" })
+    }
+
+    /// Parameters with PyTorch's names (`weight_ih_l0`, `bias_hh_l1_reverse`, ...)
+    /// in PyTorch's order.
+    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        for (idx, p) in self.layers.iter().enumerate() {
+            let s = self.suffix(
+                idx / self.config.directions(),
+                idx % self.config.directions(),
+            );
+            out.push((format!("weight_ih_{s}"), &p.w_ih));
+            out.push((format!("weight_hh_{s}"), &p.w_hh));
+            if let (Some(bi), Some(bh)) = (&p.b_ih, &p.b_hh) {
+                out.push((format!("bias_ih_{s}"), bi));
+                out.push((format!("bias_hh_{s}"), bh));
+            }
+        }
+        out
+    }
+
+    /// Replaces the parameter called `name` (PyTorch naming) with `value`,
+    /// which must have the same shape.
+    pub fn set_parameter(&mut self, name: &str, value: Tensor) -> Result<()> {
+        let d = self.config.directions();
+        for idx in 0..self.layers.len() {
+            let s = self.suffix(idx / d, idx % d);
+            let p = &mut self.layers[idx];
+            let slot = if name == format!("weight_ih_{s}") {
+                Some(&mut p.w_ih)
+            } else if name == format!("weight_hh_{s}") {
+                Some(&mut p.w_hh)
+            } else if name == format!("bias_ih_{s}") {
+                p.b_ih.as_mut()
+            } else if name == format!("bias_hh_{s}") {
+                p.b_hh.as_mut()
+            } else {
+                None
+            };
+            if let Some(slot) = slot {
+                if slot.shape() != value.shape() {
+                    return Err(Error::ShapeMismatch {
+                        op: "Recurrent::set_parameter",
+                        expected: format!("{name} of shape {:?}", slot.shape()),
+                        got: value.shape().to_vec(),
+                    });
+                }
+                *slot = value;
+                return Ok(());
+            }
+        }
+        Err(Error::InvalidArgument {
+            op: "Recurrent::set_parameter",
+            what: format!("no parameter named {name:?}"),
+        })
+    }
+
+    /// Replaces every W_hh with an orthogonal matrix (`torch.nn.init.orthogonal_`),
+    /// the initialisation of Saxe et al. (2014) for recurrent weights.
+    pub fn init_orthogonal_hh(&mut self, rng: &mut Rng) -> Result<()> {
+        for p in &mut self.layers {
+            let (rows, cols) = (p.w_hh.shape()[0], p.w_hh.shape()[1]);
+            let data = crate::init::orthogonal(rows, cols, 1.0, rng);
+            p.w_hh = Tensor::from_slice(&self.device, &data, &[rows, cols])?;
+        }
+        Ok(())
+    }
+
+    fn check_input(&self, x: &Tensor) -> Result<(usize, usize)> {
+        let c = &self.config;
+        match *x.shape() {
+            [a, b, i] if i == c.input_size && a > 0 && b > 0 => {
+                Ok(if c.batch_first { (b, a) } else { (a, b) })
+            }
+            _ => Err(Error::ShapeMismatch {
+                op: "Recurrent::forward",
+                expected: format!(
+                    "input {} with I = {} and T, B > 0",
+                    if c.batch_first {
+                        "(B, T, I)"
+                    } else {
+                        "(T, B, I)"
+                    },
+                    c.input_size
+                ),
+                got: x.shape().to_vec(),
+            }),
+        }
+    }
+
+    fn check_state(&self, what: &'static str, s: &Tensor, b: usize) -> Result<()> {
+        let want = [self.layers.len(), b, self.config.hidden_size];
+        if s.shape() != want {
+            return Err(Error::ShapeMismatch {
+                op: what,
+                expected: format!("{want:?} (L·D, B, H)"),
+                got: s.shape().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Inference forward. `h0`/`c0` are (L·D, B, H); zeros when absent.
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+    ) -> Result<RecurrentOutput> {
+        self.run(x, h0, c0, None).map(|(o, _)| o)
+    }
+
+    /// Training forward: applies dropout between layers (drawing masks from
+    /// `rng`) and keeps what [`Recurrent::backward`] needs.
+    pub fn forward_train(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        rng: &mut Rng,
+    ) -> Result<(RecurrentOutput, RecurrentTape)> {
+        let (o, tape) = self.run(x, h0, c0, Some(rng))?;
+        Ok((o, tape.expect("training run keeps a tape")))
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        mut rng: Option<&mut Rng>,
+    ) -> Result<(RecurrentOutput, Option<RecurrentTape>)> {
+        let c = self.config;
+        let (t, b) = self.check_input(x)?;
+        let lstm = c.cell == Cell::Lstm;
+        for (name, s) in [("Recurrent::forward h0", h0), ("Recurrent::forward c0", c0)] {
+            if let Some(s) = s {
+                self.check_state(name, s, b)?;
+            }
+        }
+        let train = rng.is_some();
+        let state = |s: Option<&Tensor>, idx: usize| -> Result<Option<Tensor>> {
+            s.map(|s| layout::slice(s, 0, idx, 1)?.reshape(&[b, c.hidden_size]))
+                .transpose()
+        };
+        let mut input = if c.batch_first {
+            layout::swap01(x)?
+        } else {
+            x.clone()
+        };
+        let (mut h_n, mut c_n, mut caches, mut masks) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for l in 0..c.num_layers {
+            let mut outs = Vec::new();
+            for d in 0..c.directions() {
+                let idx = l * c.directions() + d;
+                let h0i = state(h0, idx)?;
+                let c0i = if lstm { state(c0, idx)? } else { None };
+                let r = rnn::rnn_forward(
+                    c.cell,
+                    &self.layers[idx].weights(),
+                    &input,
+                    h0i.as_ref(),
+                    c0i.as_ref(),
+                    d == 1,
+                    train,
+                )?;
+                outs.push(r.output);
+                h_n.push(r.h_n.reshape(&[1, b, c.hidden_size])?);
+                if let Some(cn) = r.c_n {
+                    c_n.push(cn.reshape(&[1, b, c.hidden_size])?);
+                }
+                caches.extend(r.cache);
+            }
+            input = if outs.len() == 1 {
+                outs.remove(0)
+            } else {
+                layout::concat(&[&outs[0], &outs[1]], 2)?
+            };
+            let last = l + 1 == c.num_layers;
+            let mask = match rng.as_deref_mut() {
+                Some(rng) if c.dropout > 0.0 && !last => {
+                    let keep = 1.0 - c.dropout;
+                    let m: Vec<f32> = (0..input.numel())
+                        .map(|_| {
+                            if rng.next_f32() < keep {
+                                1.0 / keep
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    let m = Tensor::from_slice(&self.device, &m, input.shape())?;
+                    input = elementwise::mul(&input, &m)?;
+                    Some(m)
+                }
+                _ => None,
+            };
+            if train && !last {
+                masks.push(mask);
+            }
+        }
+        let _ = t;
+        let output = if c.batch_first {
+            layout::swap01(&input)?
+        } else {
+            input
+        };
+        let cat = |v: &[Tensor]| -> Result<Tensor> {
+            let refs: Vec<&Tensor> = v.iter().collect();
+            layout::concat(&refs, 0)
+        };
+        let out = RecurrentOutput {
+            output,
+            h_n: cat(&h_n)?,
+            c_n: if lstm { Some(cat(&c_n)?) } else { None },
+        };
+        let tape = train.then_some(RecurrentTape {
+            caches,
+            masks,
+            batch: b,
+        });
+        Ok((out, tape))
+    }
+
+    /// Gradients for upstream `d_output` (shaped like the output) and
+    /// optional `d_h_n`, `d_c_n` (L·D, B, H).
+    pub fn backward(
+        &self,
+        tape: &RecurrentTape,
+        d_output: &Tensor,
+        d_h_n: Option<&Tensor>,
+        d_c_n: Option<&Tensor>,
+    ) -> Result<RecurrentGrads> {
+        let c = self.config;
+        let (b, h, dirs) = (tape.batch, c.hidden_size, c.directions());
+        let lstm = c.cell == Cell::Lstm;
+        for (name, s) in [
+            ("Recurrent::backward d_h_n", d_h_n),
+            ("Recurrent::backward d_c_n", d_c_n),
+        ] {
+            if let Some(s) = s {
+                self.check_state(name, s, b)?;
+            }
+        }
+        if tape.caches.len() != self.layers.len() {
+            return Err(Error::InvalidArgument {
+                op: "Recurrent::backward",
+                what: format!(
+                    "tape has {} layer-directions, the model {}",
+                    tape.caches.len(),
+                    self.layers.len()
+                ),
+            });
+        }
+        let mut dout = if c.batch_first {
+            layout::swap01(d_output)?
+        } else {
+            d_output.clone()
+        };
+        let state = |s: Option<&Tensor>, idx: usize| -> Result<Option<Tensor>> {
+            s.map(|s| layout::slice(s, 0, idx, 1)?.reshape(&[b, h]))
+                .transpose()
+        };
+        let n = self.layers.len();
+        let mut dh0: Vec<Option<Tensor>> = vec![None; n];
+        let mut dc0: Vec<Option<Tensor>> = vec![None; n];
+        let mut pgrads: Vec<Option<rnn::RnnGradients>> = vec![None; n];
+        for l in (0..c.num_layers).rev() {
+            if l + 1 < c.num_layers {
+                if let Some(m) = &tape.masks[l] {
+                    dout = elementwise::mul(&dout, m)?;
+                }
+            }
+            let mut dx: Option<Tensor> = None;
+            for d in 0..dirs {
+                let idx = l * dirs + d;
+                let slice = if dirs == 1 {
+                    dout.clone()
+                } else {
+                    layout::slice(&dout, 2, d * h, h)?
+                };
+                let g = rnn::rnn_backward(
+                    &self.layers[idx].weights(),
+                    &tape.caches[idx],
+                    &slice,
+                    state(d_h_n, idx)?.as_ref(),
+                    if lstm { state(d_c_n, idx)? } else { None }.as_ref(),
+                )?;
+                dx = Some(match dx {
+                    None => g.dx.clone(),
+                    Some(acc) => elementwise::add(&acc, &g.dx)?,
+                });
+                dh0[idx] = Some(g.dh0.reshape(&[1, b, h])?);
+                dc0[idx] = g.dc0.as_ref().map(|t| t.reshape(&[1, b, h])).transpose()?;
+                pgrads[idx] = Some(g);
+            }
+            dout = dx.expect("at least one direction");
+        }
+        let dx = if c.batch_first {
+            layout::swap01(&dout)?
+        } else {
+            dout
+        };
+        let cat = |v: Vec<Option<Tensor>>| -> Result<Tensor> {
+            let v: Vec<Tensor> = v.into_iter().flatten().collect();
+            let refs: Vec<&Tensor> = v.iter().collect();
+            layout::concat(&refs, 0)
+        };
+        let mut params = Vec::new();
+        for (idx, g) in pgrads.into_iter().enumerate() {
+            let g = g.expect("every layer ran");
+            let s = self.suffix(idx / dirs, idx % dirs);
+            params.push((format!("weight_ih_{s}"), g.dw_ih));
+            params.push((format!("weight_hh_{s}"), g.dw_hh));
+            if let (Some(bi), Some(bh)) = (g.db_ih, g.db_hh) {
+                params.push((format!("bias_ih_{s}"), bi));
+                params.push((format!("bias_hh_{s}"), bh));
+            }
+        }
+        Ok(RecurrentGrads {
+            dx,
+            dh0: cat(dh0)?,
+            dc0: if lstm { Some(cat(dc0)?) } else { None },
+            params,
+        })
+    }
+}
