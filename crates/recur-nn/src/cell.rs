@@ -56,6 +56,37 @@ impl RecurrentCell {
         })
     }
 
+    /// A cell from existing parameters (for example a layer's `_l0` tensors
+    /// or a PyTorch `LSTMCell`'s), checking their shapes.
+    pub fn from_parameters(
+        cell: Cell,
+        weight_ih: Tensor,
+        weight_hh: Tensor,
+        bias_ih: Option<Tensor>,
+        bias_hh: Option<Tensor>,
+    ) -> Result<Self> {
+        let gh = weight_hh.shape().first().copied().unwrap_or(0);
+        let ok = weight_hh.shape().len() == 2
+            && gh == cell.gates() * weight_hh.shape()[1]
+            && weight_ih.shape().len() == 2
+            && weight_ih.shape()[0] == gh
+            && [&bias_ih, &bias_hh].iter().all(|b| b.as_ref().is_none_or(|b| b.shape() == [gh]));
+        if !ok {
+            return Err(Error::ShapeMismatch {
+                op: "RecurrentCell::from_parameters",
+                expected: format!("weight_ih (G·H, I), weight_hh (G·H, H), biases (G·H) with G = {}", cell.gates()),
+                got: weight_hh.shape().to_vec(),
+            });
+        }
+        Ok(Self {
+            cell,
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+        })
+    }
+
     /// The cell type.
     pub fn cell(&self) -> Cell {
         self.cell
