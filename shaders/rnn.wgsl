@@ -26,7 +26,13 @@ struct Params {
 
 fn gh() -> u32 { return p.gates * p.hidden; }
 
-#ifdef RNN_STEP
+// acc += outer(w, v): column q of the block is W_hh row q against a batch vector.
+fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(fma(vec4<f32>(w.x), v, acc[0]), fma(vec4<f32>(w.y), v, acc[1]),
+                       fma(vec4<f32>(w.z), v, acc[2]), fma(vec4<f32>(w.w), v, acc[3]));
+}
+
+#ifdef FORWARD
 @group(0) @binding(1) var<storage, read> xproj: array<f32>;         // (T, B, GH) x W_ihᵀ + b_ih
 @group(0) @binding(2) var<storage, read> w_hh_t: array<f32>;        // (H, GH) W_hhᵀ
 @group(0) @binding(3) var<storage, read> b_hh: array<f32>;          // (GH)
@@ -34,6 +40,52 @@ fn gh() -> u32 { return p.gates * p.hidden; }
 @group(0) @binding(5) var<storage, read_write> cseq: array<f32>;    // (T+1, B, H) LSTM cells
 @group(0) @binding(6) var<storage, read_write> saved: array<f32>;   // (T, B, 4H) with TRAIN
 
+// Gate math of unit u, batch row b, at time t, from the recurrent
+// pre-activations `pre` (rows u, H+u, 2H+u, 3H+u of h_prev W_hhᵀ + b_hh).
+// Writes h (and c, and what the backward needs) into slot `dst`.
+fn gated_update(u: u32, b: u32, pre: vec4<f32>, t: u32, src: u32, dst: u32) -> f32 {
+    let h = p.hidden;
+    let xo = (t * p.batch + b) * gh();
+    let hi = dst * p.batch * h + b * h + u;
+    let prev = src * p.batch * h + b * h + u;
+    let so = (t * p.batch + b) * 4u * h;
+#ifdef LSTM
+    let ig = sigmoid_f(xproj[xo + u] + pre.x);
+    let fg = sigmoid_f(xproj[xo + h + u] + pre.y);
+    let gg = tanh_f(xproj[xo + 2u * h + u] + pre.z);
+    let og = sigmoid_f(xproj[xo + 3u * h + u] + pre.w);
+    let c = fg * cseq[prev] + ig * gg;
+    let hv = og * tanh_f(c);
+    cseq[hi] = c;
+    let s4 = vec4<f32>(ig, fg, gg, og);
+#else
+    let rg = sigmoid_f(xproj[xo + u] + pre.x);
+    let zg = sigmoid_f(xproj[xo + h + u] + pre.y);
+    let ng = tanh_f(xproj[xo + 2u * h + u] + rg * pre.z);
+    let hv = (1.0 - zg) * ng + zg * hseq[prev];
+    let s4 = vec4<f32>(rg, zg, ng, pre.z);
+#endif
+    hseq[hi] = hv;
+#ifdef TRAIN
+    saved[so + u] = s4.x; saved[so + h + u] = s4.y; saved[so + 2u * h + u] = s4.z; saved[so + 3u * h + u] = s4.w;
+#endif
+    return hv;
+}
+
+// Elman update of unit u from its pre-activation a (without x W_ihᵀ + b_ih).
+fn elman_update(u: u32, b: u32, a: f32, t: u32, dst: u32) -> f32 {
+    let x = xproj[(t * p.batch + b) * gh() + u] + a;
+#ifdef RELU
+    let y = max(x, 0.0);
+#else
+    let y = tanh_f(x);
+#endif
+    hseq[dst * p.batch * p.hidden + b * p.hidden + u] = y;
+    return y;
+}
+#endif
+
+#ifdef RNN_STEP
 // The four rows of W_hh (indices into GH) that invocation `u` accumulates.
 fn rows(u: u32) -> vec4<u32> {
     let h = p.hidden;
@@ -45,66 +97,123 @@ fn rows(u: u32) -> vec4<u32> {
 }
 
 @compute @workgroup_size(64, 1, 1)
-fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
     let h = p.hidden;
     let u = gid.x;
-    let b0 = gid.y * 4u;
+    let b0 = gid.y * 8u;
     let r = rows(u);
-    if r.x >= h { return; }  // past the last unit (RNN: r.x = 4u)
+    // Invocations past the last unit (RNN: r.x = 4u) compute on clamped
+    // indices and store nothing, so that every lane reaches the shuffles.
+    let live = r.x < h;
     let rr = min(r, vec4<u32>(gh() - 1u));
     let src = p.src * p.batch * h;
-    let bb = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
-    // acc[q][i]: row q of W_hh against batch row b0 + i.
-    var acc = mat4x4<f32>();
-    for (var k = 0u; k < h; k++) {
-        let w4 = vec4<f32>(w_hh_t[k * gh() + rr.x], w_hh_t[k * gh() + rr.y], w_hh_t[k * gh() + rr.z], w_hh_t[k * gh() + rr.w]);
-        let hv = vec4<f32>(hseq[src + bb.x * h + k], hseq[src + bb.y * h + k], hseq[src + bb.z * h + k], hseq[src + bb.w * h + k]);
-        acc = mat4x4<f32>(fma(vec4<f32>(w4.x), hv, acc[0]), fma(vec4<f32>(w4.y), hv, acc[1]),
-                          fma(vec4<f32>(w4.z), hv, acc[2]), fma(vec4<f32>(w4.w), hv, acc[3]));
+    let last = vec4<u32>(p.batch - 1u);
+    let ba = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), last) * h + src;
+    let bc = min(vec4<u32>(b0 + 4u, b0 + 5u, b0 + 6u, b0 + 7u), last) * h + src;
+    // lo[q][i] / hi[q][i]: row q of W_hh against batch row b0 + i / b0 + 4 + i.
+    var lo = mat4x4<f32>();
+    var hi = mat4x4<f32>();
+    var k0 = 0u;
+#ifdef SUBGROUPS
+    // h_prev is the same for every lane (one batch group per workgroup): lane
+    // l loads step k0 + l of the eight rows, and each step is shuffled out.
+    for (; k0 + 8u <= h; k0 += 8u) {
+        let kl = k0 + min(sid, 7u);
+        let la = vec4<f32>(hseq[ba.x + kl], hseq[ba.y + kl], hseq[ba.z + kl], hseq[ba.w + kl]);
+        let lc = vec4<f32>(hseq[bc.x + kl], hseq[bc.y + kl], hseq[bc.z + kl], hseq[bc.w + kl]);
+        for (var kk = 0u; kk < 8u; kk++) {
+            let wo = (k0 + kk) * gh();
+            let w4 = vec4<f32>(w_hh_t[wo + rr.x], w_hh_t[wo + rr.y], w_hh_t[wo + rr.z], w_hh_t[wo + rr.w]);
+            lo = rank1(lo, w4, subgroupShuffle(la, kk));
+            hi = rank1(hi, w4, subgroupShuffle(lc, kk));
+        }
     }
-    for (var i = 0u; i < 4u; i++) {
+#endif
+    for (; k0 < h; k0++) {
+        let wo = k0 * gh();
+        let w4 = vec4<f32>(w_hh_t[wo + rr.x], w_hh_t[wo + rr.y], w_hh_t[wo + rr.z], w_hh_t[wo + rr.w]);
+        lo = rank1(lo, w4, vec4<f32>(hseq[ba.x + k0], hseq[ba.y + k0], hseq[ba.z + k0], hseq[ba.w + k0]));
+        hi = rank1(hi, w4, vec4<f32>(hseq[bc.x + k0], hseq[bc.y + k0], hseq[bc.z + k0], hseq[bc.w + k0]));
+    }
+    if !live { return; }
+    let bias = vec4<f32>(b_hh[rr.x], b_hh[rr.y], b_hh[rr.z], b_hh[rr.w]);
+    for (var i = 0u; i < 8u; i++) {
         let b = b0 + i;
         if b >= p.batch { break; }
-        let xo = (p.t * p.batch + b) * gh();
-        let pre = vec4<f32>(acc[0][i], acc[1][i], acc[2][i], acc[3][i])
-            + vec4<f32>(b_hh[rr.x], b_hh[rr.y], b_hh[rr.z], b_hh[rr.w]);
-        let hi = p.dst * p.batch * h + b * h;
-        let prev = src + b * h;
-#ifdef LSTM
-        let ig = sigmoid_f(xproj[xo + r.x] + pre.x);
-        let fg = sigmoid_f(xproj[xo + r.y] + pre.y);
-        let gg = tanh_f(xproj[xo + r.z] + pre.z);
-        let og = sigmoid_f(xproj[xo + r.w] + pre.w);
-        let c = fg * cseq[prev + u] + ig * gg;
-        cseq[hi + u] = c;
-        hseq[hi + u] = og * tanh_f(c);
-#ifdef TRAIN
-        let so = (p.t * p.batch + b) * 4u * h;
-        saved[so + u] = ig; saved[so + h + u] = fg; saved[so + 2u * h + u] = gg; saved[so + 3u * h + u] = og;
-#endif
-#endif
-#ifdef GRU
-        let rg = sigmoid_f(xproj[xo + r.x] + pre.x);
-        let zg = sigmoid_f(xproj[xo + r.y] + pre.y);
-        let hn = pre.z;
-        let ng = tanh_f(xproj[xo + r.z] + rg * hn);
-        hseq[hi + u] = (1.0 - zg) * ng + zg * hseq[prev + u];
-#ifdef TRAIN
-        let so = (p.t * p.batch + b) * 4u * h;
-        saved[so + u] = rg; saved[so + h + u] = zg; saved[so + 2u * h + u] = ng; saved[so + 3u * h + u] = hn;
-#endif
-#endif
+        var acc = hi;
+        if i < 4u { acc = lo; }
+        let j = i % 4u;
+        let pre = vec4<f32>(acc[0][j], acc[1][j], acc[2][j], acc[3][j]) + bias;
 #ifdef RNN
-        let a = vec4<f32>(xproj[xo + rr.x], xproj[xo + rr.y], xproj[xo + rr.z], xproj[xo + rr.w]) + pre;
-#ifdef RELU
-        let y = max(a, vec4<f32>(0.0));
-#else
-        let y = vec4<f32>(tanh_f(a.x), tanh_f(a.y), tanh_f(a.z), tanh_f(a.w));
-#endif
         for (var q = 0u; q < 4u; q++) {
-            if r[q] < h { hseq[hi + r[q]] = y[q]; }
+            if r[q] < h { elman_update(r[q], b, pre[q], p.t, p.dst); }
         }
+#else
+        gated_update(u, b, pre, p.t, p.src, p.dst);
 #endif
+    }
+}
+#endif
+
+#ifdef RNN_PERSISTENT
+// The whole sequence in one dispatch: a workgroup owns four batch rows and
+// keeps their h in workgroup memory; invocation u owns unit u (H <= 256).
+// p.t = steps, p.src = 1 for the reverse direction. Workgroups never wait
+// on each other, only on their own barriers between steps.
+var<workgroup> hbuf: array<vec4<f32>, 256>;  // hbuf[k][i] = h_prev[b0 + i, k]
+
+@compute @workgroup_size(256, 1, 1)
+fn rnn_persistent(@builtin(local_invocation_index) u: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let h = p.hidden;
+    let steps = p.t;
+    let reverse = p.src != 0u;
+    let b0 = wid.x * 4u;
+    let bb = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
+    let first = select(0u, steps, reverse);
+    if u < h {
+        let o = first * p.batch * h + u;
+        hbuf[u] = vec4<f32>(hseq[o + bb.x * h], hseq[o + bb.y * h], hseq[o + bb.z * h], hseq[o + bb.w * h]);
+    }
+#ifdef RNN
+    let r = vec4<u32>(min(u, h - 1u));
+#else
+    let r = vec4<u32>(u, h + u, 2u * h + u, min(3u * h + u, gh() - 1u));
+#endif
+    let bias = select(vec4<f32>(0.0), vec4<f32>(b_hh[min(r.x, gh() - 1u)], b_hh[min(r.y, gh() - 1u)], b_hh[min(r.z, gh() - 1u)], b_hh[min(r.w, gh() - 1u)]), u < h);
+    workgroupBarrier();
+    for (var s = 0u; s < steps; s++) {
+        let t = select(s, steps - 1u - s, reverse);
+        let src = select(t, t + 1u, reverse);
+        let dst = select(t + 1u, t, reverse);
+        var acc = mat4x4<f32>();
+        if u < h {
+            for (var k = 0u; k < h; k++) {
+                let hv = hbuf[k];
+                let w4 = vec4<f32>(w_hh_t[k * gh() + r.x], w_hh_t[k * gh() + r.y], w_hh_t[k * gh() + r.z], w_hh_t[k * gh() + r.w]);
+                acc = mat4x4<f32>(fma(vec4<f32>(w4.x), hv, acc[0]), fma(vec4<f32>(w4.y), hv, acc[1]),
+                                  fma(vec4<f32>(w4.z), hv, acc[2]), fma(vec4<f32>(w4.w), hv, acc[3]));
+            }
+        }
+        workgroupBarrier();
+        if u < h {
+            var next = vec4<f32>(0.0);
+            for (var i = 0u; i < 4u; i++) {
+                let b = b0 + i;
+                if b >= p.batch { break; }
+                let pre = vec4<f32>(acc[0][i], acc[1][i], acc[2][i], acc[3][i]) + bias;
+#ifdef RNN
+                next[i] = elman_update(u, b, pre.x, t, dst);
+#else
+                next[i] = gated_update(u, b, pre, t, src, dst);
+#endif
+            }
+            hbuf[u] = next;
+        }
+        workgroupBarrier();
     }
 }
 #endif
@@ -172,19 +281,34 @@ fn rnn_step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 // dh_out[b, k] += Σ_r dg[t, b, r] W_hh[r, k], four batch rows per invocation.
 @compute @workgroup_size(64, 1, 1)
-fn rnn_step_dh(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn rnn_step_dh(@builtin(global_invocation_id) gid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
     let h = p.hidden;
-    let k = gid.x;
+    let k = min(gid.x, h - 1u);
     let b0 = gid.y * 4u;
-    if k >= h { return; }
     let bb = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
     let base = p.t * p.batch * gh();
     var acc = vec4<f32>(0.0);
-    for (var r = 0u; r < gh(); r++) {
-        let w = w_hh[r * h + k];
-        let g = vec4<f32>(dg[base + bb.x * gh() + r], dg[base + bb.y * gh() + r], dg[base + bb.z * gh() + r], dg[base + bb.w * gh() + r]);
-        acc = fma(vec4<f32>(w), g, acc);
+    var r0 = 0u;
+#ifdef SUBGROUPS
+    // The gate gradients are the same for every lane: lane l loads row
+    // r0 + l of the four batch rows, and each row is shuffled out.
+    for (; r0 + 8u <= gh(); r0 += 8u) {
+        let rl = r0 + min(sid, 7u);
+        let gl = vec4<f32>(dg[base + bb.x * gh() + rl], dg[base + bb.y * gh() + rl], dg[base + bb.z * gh() + rl], dg[base + bb.w * gh() + rl]);
+        for (var rr = 0u; rr < 8u; rr++) {
+            acc = fma(vec4<f32>(w_hh[(r0 + rr) * h + k]), subgroupShuffle(gl, rr), acc);
+        }
     }
+#endif
+    for (; r0 < gh(); r0++) {
+        let g = vec4<f32>(dg[base + bb.x * gh() + r0], dg[base + bb.y * gh() + r0], dg[base + bb.z * gh() + r0], dg[base + bb.w * gh() + r0]);
+        acc = fma(vec4<f32>(w_hh[r0 * h + k]), g, acc);
+    }
+    if gid.x >= h { return; }
     for (var i = 0u; i < 4u; i++) {
         let b = b0 + i;
         if b < p.batch { dh_out[b * h + k] += acc[i]; }

@@ -6,6 +6,7 @@
 //! ```
 
 mod record;
+mod rnn;
 mod suites;
 mod timing;
 
@@ -34,6 +35,8 @@ enum Suite {
     Peak,
     /// GEMM, tiled vs naive.
     Gemm,
+    /// Fused LSTM/GRU vs the unfused baseline, forward and forward+backward.
+    Rnn,
     /// Every suite.
     All,
 }
@@ -45,9 +48,11 @@ fn main() -> anyhow::Result<()> {
     let records = match cli.suite {
         Suite::Peak => suites::peak(&dev, cli.runs)?,
         Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
+        Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
         Suite::All => {
             let mut r = suites::peak(&dev, cli.runs)?;
             r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
+            r.extend(rnn::rnn(&dev, cli.runs, cli.quick)?);
             r
         }
     };

@@ -27,6 +27,12 @@ pub struct Record {
     pub gbps: f64,
     /// Adapter name and backend.
     pub device: String,
+    /// Sequence suites: tokens (B·T) processed per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
+    /// Sequence suites: dispatches recorded per time step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatches_per_step: Option<f64>,
 }
 
 /// Builds a shape object from (name, value) pairs.
@@ -39,8 +45,18 @@ pub fn shape(dims: &[(&str, usize)]) -> serde_json::Map<String, serde_json::Valu
 /// Prints records as an aligned table.
 pub fn print_table(records: &[Record]) {
     println!(
-        "{:<8} {:<22} {:<8} {:<28} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        "suite", "name", "mode", "shape", "ms_median", "ms_min", "ms_max", "GFLOP/s", "GB/s"
+        "{:<8} {:<22} {:<8} {:<28} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>6}",
+        "suite",
+        "name",
+        "mode",
+        "shape",
+        "ms_median",
+        "ms_min",
+        "ms_max",
+        "GFLOP/s",
+        "GB/s",
+        "tokens/s",
+        "disp/t"
     );
     for r in records {
         let shape = r
@@ -49,9 +65,21 @@ pub fn print_table(records: &[Record]) {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(",");
+        let opt =
+            |v: Option<f64>, prec: usize| v.map(|v| format!("{v:.prec$}")).unwrap_or_default();
         println!(
-            "{:<8} {:<22} {:<8} {:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.2} {:>9.2}",
-            r.suite, r.name, r.mode, shape, r.ms_median, r.ms_min, r.ms_max, r.gflops, r.gbps
+            "{:<8} {:<22} {:<8} {:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.2} {:>9.2} {:>10} {:>6}",
+            r.suite,
+            r.name,
+            r.mode,
+            shape,
+            r.ms_median,
+            r.ms_min,
+            r.ms_max,
+            r.gflops,
+            r.gbps,
+            opt(r.tokens_per_s, 0),
+            opt(r.dispatches_per_step, 2)
         );
     }
 }

@@ -7,7 +7,7 @@ use recur_gpu::{Device, Rng, Tensor};
 use crate::record::{shape, Record};
 use crate::timing::measure;
 
-fn device_name(dev: &Device) -> String {
+pub(crate) fn device_name(dev: &Device) -> String {
     format!("{} ({:?})", dev.info().name, dev.info().backend)
 }
 
@@ -37,6 +37,8 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
         gflops: flops / t.median() / 1e6,
         gbps: 0.0,
         device: device_name(dev),
+        tokens_per_s: None,
+        dispatches_per_step: None,
     });
     let floats = 16 << 20; // 64 MiB each way
     let (src, dst) = peak::scratch(dev, floats)?;
@@ -57,6 +59,8 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
         gflops: 0.0,
         gbps: bytes / t.median() / 1e6,
         device: device_name(dev),
+        tokens_per_s: None,
+        dispatches_per_step: None,
     });
     Ok(out)
 }
@@ -102,6 +106,8 @@ pub fn gemm_case(
         gflops: flops / t.median() / 1e6,
         gbps: bytes / t.median() / 1e6,
         device: device_name(dev),
+        tokens_per_s: None,
+        dispatches_per_step: None,
     })
 }
 

@@ -5,7 +5,8 @@
 mod common;
 
 use common::{assert_close, data, upload};
-use recur_gpu::ops::rnn::{rnn_backward, rnn_forward, Cell, RnnWeights};
+use recur_gpu::ops::rnn::rnn_forward;
+use recur_gpu::ops::rnn::{rnn_backward, rnn_forward_with, Cell, RnnStrategy, RnnWeights};
 use recur_gpu::reference::{
     rnn_backward as ref_backward, rnn_forward as ref_forward, RnnDims, RnnParams,
 };
@@ -37,6 +38,19 @@ fn params(cell: Cell, d: RnnDims, seed: u64) -> RnnParams {
 }
 
 fn check(cell: Cell, d: RnnDims, reverse: bool, with_state: bool, seed: u64) {
+    for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
+        check_with(strategy, cell, d, reverse, with_state, seed);
+    }
+}
+
+fn check_with(
+    strategy: RnnStrategy,
+    cell: Cell,
+    d: RnnDims,
+    reverse: bool,
+    with_state: bool,
+    seed: u64,
+) {
     let Some(dev) = common::device() else { return };
     let p = params(cell, d, seed);
     let gh = cell.gates() * d.h;
@@ -89,7 +103,8 @@ fn check(cell: Cell, d: RnnDims, reverse: bool, with_state: bool, seed: u64) {
     let xt = upload(&dev, &x, &[d.t, d.b, d.i]);
     let h0t = upload(&dev, &h0, &[d.b, d.h]);
     let c0t = upload(&dev, &c0, &[d.b, d.h]);
-    let out = rnn_forward(
+    let out = rnn_forward_with(
+        strategy,
         cell,
         &w,
         &xt,
@@ -99,7 +114,7 @@ fn check(cell: Cell, d: RnnDims, reverse: bool, with_state: bool, seed: u64) {
         true,
     )
     .unwrap();
-    let what = format!("{cell:?} {d:?} reverse={reverse} state={with_state}");
+    let what = format!("{strategy:?} {cell:?} {d:?} reverse={reverse} state={with_state}");
     let tol = (2e-5, 2e-4);
     assert_close(
         &format!("{what} output"),

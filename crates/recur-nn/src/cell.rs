@@ -70,11 +70,16 @@ impl RecurrentCell {
             && gh == cell.gates() * weight_hh.shape()[1]
             && weight_ih.shape().len() == 2
             && weight_ih.shape()[0] == gh
-            && [&bias_ih, &bias_hh].iter().all(|b| b.as_ref().is_none_or(|b| b.shape() == [gh]));
+            && [&bias_ih, &bias_hh]
+                .iter()
+                .all(|b| b.as_ref().is_none_or(|b| b.shape() == [gh]));
         if !ok {
             return Err(Error::ShapeMismatch {
                 op: "RecurrentCell::from_parameters",
-                expected: format!("weight_ih (G·H, I), weight_hh (G·H, H), biases (G·H) with G = {}", cell.gates()),
+                expected: format!(
+                    "weight_ih (G·H, I), weight_hh (G·H, H), biases (G·H) with G = {}",
+                    cell.gates()
+                ),
                 got: weight_hh.shape().to_vec(),
             });
         }

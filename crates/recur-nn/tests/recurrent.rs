@@ -2,13 +2,19 @@
 //! long sequences, initialisation and bad input.
 
 use recur_gpu::reference::{rnn_forward as ref_forward, RnnDims, RnnParams};
-use recur_nn::{Cell, Device, Error, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor};
+use recur_nn::{
+    Cell, Device, Error, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
+};
 
 fn device() -> Option<Device> {
     match Device::new() {
         Ok(d) => Some(d),
         Err(e) => {
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "CI=true but no adapter: {e}");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no adapter: {e}"
+            );
             None
         }
     }
@@ -16,7 +22,10 @@ fn device() -> Option<Device> {
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -25,9 +34,17 @@ fn stepping_a_cell_reproduces_the_sequence_layer() {
     for cell in Cell::ALL {
         let mut rng = Rng::new(11);
         let (t, b, i, h) = (6, 2, 5, 9);
-        let layer = RecurrentConfig::new(cell, i, h).init(&dev, &mut rng).unwrap();
+        let layer = RecurrentConfig::new(cell, i, h)
+            .init(&dev, &mut rng)
+            .unwrap();
         let x: Vec<f32> = (0..t * b * i).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let full = layer.forward(&Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(), None, None).unwrap();
+        let full = layer
+            .forward(
+                &Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(),
+                None,
+                None,
+            )
+            .unwrap();
         let p = layer.named_parameters();
         let step_cell = RecurrentCell::from_parameters(
             cell,
@@ -37,7 +54,11 @@ fn stepping_a_cell_reproduces_the_sequence_layer() {
             Some(p[3].1.clone()),
         )
         .unwrap();
-        assert!(RecurrentCell::from_parameters(cell, p[1].1.clone(), p[0].1.clone(), None, None).is_err() || i == h);
+        assert!(
+            RecurrentCell::from_parameters(cell, p[1].1.clone(), p[0].1.clone(), None, None)
+                .is_err()
+                || i == h
+        );
         let mut state: Option<RecurrentCellState> = None;
         let mut outs = Vec::new();
         for s in 0..t {
@@ -61,17 +82,38 @@ fn long_sequences_do_not_drift_from_the_reference() {
     let (t, b, i, h) = (2000, 2, 3, 8);
     for cell in [Cell::Lstm, Cell::Gru] {
         let mut rng = Rng::new(21);
-        let layer = RecurrentConfig::new(cell, i, h).init(&dev, &mut rng).unwrap();
+        let layer = RecurrentConfig::new(cell, i, h)
+            .init(&dev, &mut rng)
+            .unwrap();
         let x: Vec<f32> = (0..t * b * i).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let out = layer.forward(&Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(), None, None).unwrap();
+        let out = layer
+            .forward(
+                &Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(),
+                None,
+                None,
+            )
+            .unwrap();
         let p: Vec<Vec<f64>> = layer
             .named_parameters()
             .iter()
             .map(|(_, t)| t.to_vec().unwrap().iter().map(|&v| v as f64).collect())
             .collect();
-        let params = RnnParams { w_ih: p[0].clone(), w_hh: p[1].clone(), b_ih: p[2].clone(), b_hh: p[3].clone() };
+        let params = RnnParams {
+            w_ih: p[0].clone(),
+            w_hh: p[1].clone(),
+            b_ih: p[2].clone(),
+            b_hh: p[3].clone(),
+        };
         let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-        let want = ref_forward(cell, RnnDims { t, b, i, h }, &params, &xs, &vec![0.0; b * h], &vec![0.0; b * h], false);
+        let want = ref_forward(
+            cell,
+            RnnDims { t, b, i, h },
+            &params,
+            &xs,
+            &vec![0.0; b * h],
+            &vec![0.0; b * h],
+            false,
+        );
         let got = out.output.to_vec().unwrap();
         let want: Vec<f32> = want.out.iter().map(|&v| v as f32).collect();
         let d = max_diff(&got, &want);
@@ -83,26 +125,63 @@ fn long_sequences_do_not_drift_from_the_reference() {
 fn dropout_applies_between_layers_only_in_training() {
     let Some(dev) = device() else { return };
     let mut rng = Rng::new(3);
-    let config = RecurrentConfig { num_layers: 2, dropout: 0.5, ..RecurrentConfig::gru(4, 16) };
+    let config = RecurrentConfig {
+        num_layers: 2,
+        dropout: 0.5,
+        ..RecurrentConfig::gru(4, 16)
+    };
     let layer = config.init(&dev, &mut rng).unwrap();
     let x = Tensor::rand(&dev, &[5, 3, 4], -1.0, 1.0, &mut rng).unwrap();
-    let a = layer.forward(&x, None, None).unwrap().output.to_vec().unwrap();
-    let b = layer.forward(&x, None, None).unwrap().output.to_vec().unwrap();
+    let a = layer
+        .forward(&x, None, None)
+        .unwrap()
+        .output
+        .to_vec()
+        .unwrap();
+    let b = layer
+        .forward(&x, None, None)
+        .unwrap()
+        .output
+        .to_vec()
+        .unwrap();
     assert_eq!(a, b, "inference must be deterministic (no dropout)");
-    let (t1, _) = layer.forward_train(&x, None, None, &mut Rng::new(1)).unwrap();
-    let (t2, tape) = layer.forward_train(&x, None, None, &mut Rng::new(2)).unwrap();
+    let (t1, _) = layer
+        .forward_train(&x, None, None, &mut Rng::new(1))
+        .unwrap();
+    let (t2, tape) = layer
+        .forward_train(&x, None, None, &mut Rng::new(2))
+        .unwrap();
     let (t1, t2) = (t1.output.to_vec().unwrap(), t2.output.to_vec().unwrap());
-    assert!(max_diff(&t1, &a) > 1e-3, "training forward should drop units");
+    assert!(
+        max_diff(&t1, &a) > 1e-3,
+        "training forward should drop units"
+    );
     assert!(max_diff(&t1, &t2) > 1e-3, "different masks should differ");
     // The backward runs through the same mask: finite, and the input gradient is non-zero.
-    let g = layer.backward(&tape, &Tensor::full(&dev, &[5, 3, 16], 1.0).unwrap(), None, None).unwrap();
+    let g = layer
+        .backward(
+            &tape,
+            &Tensor::full(&dev, &[5, 3, 16], 1.0).unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
     let dx = g.dx.to_vec().unwrap();
     assert!(dx.iter().all(|v| v.is_finite()) && dx.iter().any(|&v| v != 0.0));
-    let one = RecurrentConfig { dropout: 0.5, ..RecurrentConfig::gru(4, 16) }.init(&dev, &mut rng).unwrap();
+    let one = RecurrentConfig {
+        dropout: 0.5,
+        ..RecurrentConfig::gru(4, 16)
+    }
+    .init(&dev, &mut rng)
+    .unwrap();
     let (o, _) = one.forward_train(&x, None, None, &mut Rng::new(1)).unwrap();
     assert_eq!(
         o.output.to_vec().unwrap(),
-        one.forward(&x, None, None).unwrap().output.to_vec().unwrap(),
+        one.forward(&x, None, None)
+            .unwrap()
+            .output
+            .to_vec()
+            .unwrap(),
         "no dropout after the last layer (as PyTorch)"
     );
 }
@@ -111,12 +190,29 @@ fn dropout_applies_between_layers_only_in_training() {
 fn pytorch_initialisation_and_orthogonal_recurrent_weights() {
     let Some(dev) = device() else { return };
     let mut rng = Rng::new(4);
-    let mut lstm = RecurrentConfig { num_layers: 2, bidirectional: true, ..RecurrentConfig::lstm(6, 10) }.init(&dev, &mut rng).unwrap();
-    let names: Vec<String> = lstm.named_parameters().into_iter().map(|(n, _)| n).collect();
+    let mut lstm = RecurrentConfig {
+        num_layers: 2,
+        bidirectional: true,
+        ..RecurrentConfig::lstm(6, 10)
+    }
+    .init(&dev, &mut rng)
+    .unwrap();
+    let names: Vec<String> = lstm
+        .named_parameters()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names.len(), 16);
-    assert_eq!(&names[..4], ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]);
+    assert_eq!(
+        &names[..4],
+        ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
+    );
     assert_eq!(names[4], "weight_ih_l0_reverse");
-    assert_eq!(lstm.named_parameters()[8].1.shape(), &[40, 20], "layer 1 reads both directions");
+    assert_eq!(
+        lstm.named_parameters()[8].1.shape(),
+        &[40, 20],
+        "layer 1 reads both directions"
+    );
     let k = 1.0 / 10f32.sqrt();
     for (_, t) in lstm.named_parameters() {
         assert!(t.to_vec().unwrap().iter().all(|v| v.abs() <= k));
@@ -127,36 +223,92 @@ fn pytorch_initialisation_and_orthogonal_recurrent_weights() {
         let norm: f32 = (0..40).map(|r| w[r * 10 + a] * w[r * 10 + a]).sum();
         assert!((norm - 1.0).abs() < 1e-4);
     }
-    let no_bias = RecurrentConfig { bias: false, ..RecurrentConfig::rnn(3, 4) }.init(&dev, &mut rng).unwrap();
+    let no_bias = RecurrentConfig {
+        bias: false,
+        ..RecurrentConfig::rnn(3, 4)
+    }
+    .init(&dev, &mut rng)
+    .unwrap();
     assert_eq!(no_bias.named_parameters().len(), 2);
-    let out = no_bias.forward(&Tensor::zeros(&dev, &[2, 1, 3]).unwrap(), None, None).unwrap();
-    assert!(out.output.to_vec().unwrap().iter().all(|&v| v == 0.0), "no bias: zero in, zero out");
+    let out = no_bias
+        .forward(&Tensor::zeros(&dev, &[2, 1, 3]).unwrap(), None, None)
+        .unwrap();
+    assert!(
+        out.output.to_vec().unwrap().iter().all(|&v| v == 0.0),
+        "no bias: zero in, zero out"
+    );
 }
 
 #[test]
 fn bad_input_is_a_typed_error_naming_the_layer() {
     let Some(dev) = device() else { return };
     let mut rng = Rng::new(5);
-    let lstm = RecurrentConfig { num_layers: 2, ..RecurrentConfig::lstm(4, 6) }.init(&dev, &mut rng).unwrap();
+    let lstm = RecurrentConfig {
+        num_layers: 2,
+        ..RecurrentConfig::lstm(4, 6)
+    }
+    .init(&dev, &mut rng)
+    .unwrap();
     let z = |s: &[usize]| Tensor::zeros(&dev, s).unwrap();
     let shape_err = |r: Result<(), Error>, op: &str| match r {
         Err(Error::ShapeMismatch { op: o, .. }) => assert!(o.starts_with(op), "{o}"),
         other => panic!("{op}: expected a shape error, got {other:?}"),
     };
-    shape_err(lstm.forward(&z(&[5, 2, 3]), None, None).map(drop), "Recurrent::forward"); // input size
-    shape_err(lstm.forward(&z(&[0, 2, 4]), None, None).map(drop), "Recurrent::forward"); // empty sequence
-    shape_err(lstm.forward(&z(&[2, 4]), None, None).map(drop), "Recurrent::forward"); // rank
-    shape_err(lstm.forward(&z(&[5, 2, 4]), Some(&z(&[1, 2, 6])), None).map(drop), "Recurrent::forward h0");
-    shape_err(lstm.forward(&z(&[5, 2, 4]), None, Some(&z(&[2, 3, 6]))).map(drop), "Recurrent::forward c0");
+    shape_err(
+        lstm.forward(&z(&[5, 2, 3]), None, None).map(drop),
+        "Recurrent::forward",
+    ); // input size
+    shape_err(
+        lstm.forward(&z(&[0, 2, 4]), None, None).map(drop),
+        "Recurrent::forward",
+    ); // empty sequence
+    shape_err(
+        lstm.forward(&z(&[2, 4]), None, None).map(drop),
+        "Recurrent::forward",
+    ); // rank
+    shape_err(
+        lstm.forward(&z(&[5, 2, 4]), Some(&z(&[1, 2, 6])), None)
+            .map(drop),
+        "Recurrent::forward h0",
+    );
+    shape_err(
+        lstm.forward(&z(&[5, 2, 4]), None, Some(&z(&[2, 3, 6])))
+            .map(drop),
+        "Recurrent::forward c0",
+    );
     let ids = Tensor::from_slice_u32(&dev, &[0; 40], &[5, 2, 4]).unwrap();
-    assert!(matches!(lstm.forward(&ids, None, None), Err(Error::DType { .. })));
+    assert!(matches!(
+        lstm.forward(&ids, None, None),
+        Err(Error::DType { .. })
+    ));
     let mut l2 = lstm.clone();
-    assert!(matches!(l2.set_parameter("weight_ih_l7", z(&[24, 4])), Err(Error::InvalidArgument { .. })));
-    assert!(matches!(l2.set_parameter("weight_ih_l0", z(&[24, 5])), Err(Error::ShapeMismatch { .. })));
-    let (_, tape) = RecurrentConfig::lstm(4, 6).init(&dev, &mut rng).unwrap().forward_train(&z(&[5, 2, 4]), None, None, &mut rng).unwrap();
-    assert!(matches!(lstm.backward(&tape, &z(&[5, 2, 6]), None, None), Err(Error::InvalidArgument { .. })));
-    assert!(RecurrentConfig { dropout: 1.0, ..RecurrentConfig::gru(2, 2) }.init(&dev, &mut rng).is_err());
+    assert!(matches!(
+        l2.set_parameter("weight_ih_l7", z(&[24, 4])),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        l2.set_parameter("weight_ih_l0", z(&[24, 5])),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let (_, tape) = RecurrentConfig::lstm(4, 6)
+        .init(&dev, &mut rng)
+        .unwrap()
+        .forward_train(&z(&[5, 2, 4]), None, None, &mut rng)
+        .unwrap();
+    assert!(matches!(
+        lstm.backward(&tape, &z(&[5, 2, 6]), None, None),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(RecurrentConfig {
+        dropout: 1.0,
+        ..RecurrentConfig::gru(2, 2)
+    }
+    .init(&dev, &mut rng)
+    .is_err());
     let cell = RecurrentCell::new(Cell::Gru, 3, 4, true, &dev, &mut rng).unwrap();
     shape_err(cell.step(&z(&[2, 5]), None).map(drop), "rnn");
-    shape_err(cell.step(&z(&[2, 2, 3]), None).map(drop), "RecurrentCell::step");
+    shape_err(
+        cell.step(&z(&[2, 2, 3]), None).map(drop),
+        "RecurrentCell::step",
+    );
 }
