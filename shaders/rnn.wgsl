@@ -288,30 +288,38 @@ fn rnn_step_dh(@builtin(global_invocation_id) gid: vec3<u32>
 ) {
     let h = p.hidden;
     let k = min(gid.x, h - 1u);
-    let b0 = gid.y * 4u;
-    let bb = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
+    let b0 = gid.y * 8u;
+    let last = vec4<u32>(p.batch - 1u);
     let base = p.t * p.batch * gh();
-    var acc = vec4<f32>(0.0);
+    let ba = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), last) * gh() + base;
+    let bc = min(vec4<u32>(b0 + 4u, b0 + 5u, b0 + 6u, b0 + 7u), last) * gh() + base;
+    var lo = vec4<f32>(0.0);  // batch rows b0..b0+4
+    var hi = vec4<f32>(0.0);  // batch rows b0+4..b0+8
     var r0 = 0u;
 #ifdef SUBGROUPS
     // The gate gradients are the same for every lane: lane l loads row
-    // r0 + l of the four batch rows, and each row is shuffled out.
+    // r0 + l of the eight batch rows, and each row is shuffled out.
     for (; r0 + 8u <= gh(); r0 += 8u) {
         let rl = r0 + min(sid, 7u);
-        let gl = vec4<f32>(dg[base + bb.x * gh() + rl], dg[base + bb.y * gh() + rl], dg[base + bb.z * gh() + rl], dg[base + bb.w * gh() + rl]);
+        let ga = vec4<f32>(dg[ba.x + rl], dg[ba.y + rl], dg[ba.z + rl], dg[ba.w + rl]);
+        let gc = vec4<f32>(dg[bc.x + rl], dg[bc.y + rl], dg[bc.z + rl], dg[bc.w + rl]);
         for (var rr = 0u; rr < 8u; rr++) {
-            acc = fma(vec4<f32>(w_hh[(r0 + rr) * h + k]), subgroupShuffle(gl, rr), acc);
+            let w = vec4<f32>(w_hh[(r0 + rr) * h + k]);
+            lo = fma(w, subgroupShuffle(ga, rr), lo);
+            hi = fma(w, subgroupShuffle(gc, rr), hi);
         }
     }
 #endif
     for (; r0 < gh(); r0++) {
-        let g = vec4<f32>(dg[base + bb.x * gh() + r0], dg[base + bb.y * gh() + r0], dg[base + bb.z * gh() + r0], dg[base + bb.w * gh() + r0]);
-        acc = fma(vec4<f32>(w_hh[r0 * h + k]), g, acc);
+        let w = vec4<f32>(w_hh[r0 * h + k]);
+        lo = fma(w, vec4<f32>(dg[ba.x + r0], dg[ba.y + r0], dg[ba.z + r0], dg[ba.w + r0]), lo);
+        hi = fma(w, vec4<f32>(dg[bc.x + r0], dg[bc.y + r0], dg[bc.z + r0], dg[bc.w + r0]), hi);
     }
     if gid.x >= h { return; }
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 8u; i++) {
         let b = b0 + i;
-        if b < p.batch { dh_out[b * h + k] += acc[i]; }
+        if b >= p.batch { break; }
+        dh_out[b * h + k] += select(hi[i % 4u], lo[i % 4u], i < 4u);
     }
 }
 #endif

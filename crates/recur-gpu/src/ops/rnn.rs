@@ -398,7 +398,7 @@ pub fn rnn_backward(
         .key("rnn_step_dh")
         .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
     let pw_groups = [h.div_ceil(64) as u32, b as u32, 1];
-    let dh_groups = [h.div_ceil(64) as u32, b.div_ceil(4) as u32, 1];
+    let dh_groups = [h.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];
     for s in 0..t {
         // Reverse of the forward's processing order.
         let step = if cache.reverse { s } else { t - 1 - s };
