@@ -73,12 +73,26 @@ pub fn gemm_case(
     kernel: GemmKernel,
     trans_b: bool,
 ) -> anyhow::Result<Record> {
+    gemm_case_t(dev, runs, (m, n, k), kernel, false, trans_b)
+}
+
+/// [`gemm_case`] with either operand transposed.
+pub fn gemm_case_t(
+    dev: &Device,
+    runs: usize,
+    (m, n, k): (usize, usize, usize),
+    kernel: GemmKernel,
+    trans_a: bool,
+    trans_b: bool,
+) -> anyhow::Result<Record> {
     let mut rng = Rng::new(1);
-    let a = Tensor::randn(dev, &[m, k], 0.0, 1.0, &mut rng)?;
+    let a_shape = if trans_a { [k, m] } else { [m, k] };
+    let a = Tensor::randn(dev, &a_shape, 0.0, 1.0, &mut rng)?;
     let b_shape = if trans_b { [n, k] } else { [k, n] };
     let b = Tensor::randn(dev, &b_shape, 0.0, 1.0, &mut rng)?;
     let c = Tensor::zeros(dev, &[m, n])?;
     let cfg = Gemm {
+        trans_a,
         trans_b,
         kernel,
         ..Gemm::default()
@@ -91,8 +105,11 @@ pub fn gemm_case(
         GemmKernel::Blocked => "gemm_blocked".to_string(),
         GemmKernel::Naive => "gemm_naive".to_string(),
     };
-    if trans_b {
-        name.push_str("_nt");
+    match (trans_a, trans_b) {
+        (false, true) => name.push_str("_nt"),
+        (true, false) => name.push_str("_tn"),
+        (true, true) => name.push_str("_tt"),
+        (false, false) => {}
     }
     Ok(Record {
         suite: "gemm".into(),
@@ -139,6 +156,15 @@ pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
         runs.min(5),
         headline,
         GemmKernel::Naive,
+        false,
+    )?);
+    // The weight-gradient shape of the rnn suite: dgatesᵀ (4H × T·B) · h (T·B × H).
+    out.push(gemm_case_t(
+        dev,
+        runs,
+        (1024, 256, 4096),
+        GemmKernel::Auto,
+        true,
         false,
     )?);
     Ok(out)

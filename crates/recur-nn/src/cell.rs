@@ -28,6 +28,13 @@ pub struct RecurrentCell {
     pub bias_hh: Option<Tensor>,
 }
 
+/// `torch.nn.LSTMCell`: a [`RecurrentCell`] with [`Cell::Lstm`].
+pub type LstmCell = RecurrentCell;
+/// `torch.nn.GRUCell`: a [`RecurrentCell`] with [`Cell::Gru`].
+pub type GruCell = RecurrentCell;
+/// `torch.nn.RNNCell`: a [`RecurrentCell`] with [`Cell::RnnTanh`] or [`Cell::RnnRelu`].
+pub type RnnCell = RecurrentCell;
+
 impl RecurrentCell {
     /// A cell initialised like PyTorch's (uniform ±1/√H).
     pub fn new(

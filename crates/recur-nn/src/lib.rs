@@ -10,7 +10,7 @@ pub mod init;
 mod linear;
 mod recurrent;
 
-pub use cell::{RecurrentCell, RecurrentCellState};
+pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use linear::{Linear, LinearConfig};
 pub use recur_gpu::ops::rnn::Cell;
 pub use recur_gpu::{Device, Error, Result, Rng, Tensor};

@@ -312,3 +312,50 @@ fn bad_input_is_a_typed_error_naming_the_layer() {
         "RecurrentCell::step",
     );
 }
+
+#[test]
+fn training_step_is_one_submission_with_at_most_one_and_two_dispatches_per_step() {
+    let Some(_) = device() else { return };
+    // A device of its own, so other tests' work does not count.
+    let dev = Device::new().unwrap();
+    let mut rng = Rng::new(9);
+    let (t, b, i, h) = (40, 4, 6, 12);
+    for config in [
+        RecurrentConfig::lstm(i, h),
+        RecurrentConfig::gru(i, h),
+        RecurrentConfig::rnn(i, h),
+    ] {
+        let layer = config.init(&dev, &mut rng).unwrap();
+        let x = Tensor::rand(&dev, &[t, b, i], -1.0, 1.0, &mut rng).unwrap();
+        let dy = Tensor::rand(&dev, &[t, b, h], -1.0, 1.0, &mut rng).unwrap();
+        dev.sync().unwrap();
+        let c0 = dev.counters();
+        let (_, tape) = layer.forward_train(&x, None, None, &mut rng).unwrap();
+        let c1 = dev.counters();
+        let g = layer.backward(&tape, &dy, None, None).unwrap();
+        let c2 = dev.counters();
+        assert_eq!(
+            c2.submissions, c0.submissions,
+            "{:?}: recording must not submit",
+            config.cell
+        );
+        let fwd = (c1.dispatches - c0.dispatches) as usize;
+        let bwd = (c2.dispatches - c1.dispatches) as usize;
+        assert!(
+            fwd <= t + 12,
+            "{:?}: {fwd} forward dispatches for {t} steps",
+            config.cell
+        );
+        assert!(
+            bwd <= 2 * t + 12,
+            "{:?}: {bwd} backward dispatches for {t} steps",
+            config.cell
+        );
+        g.dx.to_vec().unwrap();
+        assert_eq!(
+            dev.counters().submissions,
+            c0.submissions + 1,
+            "one submission for forward+backward+readback"
+        );
+    }
+}
