@@ -1,18 +1,7 @@
-use recur_nn::{Device, Error, LinearConfig, Rng, Tensor};
+mod common;
+use recur_nn::{Error, LinearConfig, Rng, Tensor};
 
-fn device() -> Option<Device> {
-    match Device::new() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true but no adapter: {e}"
-            );
-            None
-        }
-    }
-}
+use common::device;
 
 #[test]
 fn linear_matches_a_host_computation_and_pytorch_layout() {

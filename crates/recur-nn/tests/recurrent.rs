@@ -1,24 +1,13 @@
 //! Layer behaviour beyond the PyTorch fixtures: cells and streaming, dropout,
 //! long sequences, initialisation and bad input.
 
+mod common;
 use recur_gpu::reference::{rnn_forward as ref_forward, RnnDims, RnnParams};
 use recur_nn::{
     Cell, Device, Error, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
 };
 
-fn device() -> Option<Device> {
-    match Device::new() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true but no adapter: {e}"
-            );
-            None
-        }
-    }
-}
+use common::device;
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());

@@ -2,24 +2,13 @@
 //! outputs, final states and the gradients of a fixed scalar loss with
 //! respect to the input, the initial state and every parameter.
 
+mod common;
 use std::path::PathBuf;
 
 use recur_nn::{Cell, Device, RecurrentConfig, Rng, Tensor};
 use safetensors::SafeTensors;
 
-fn device() -> Option<Device> {
-    match Device::new() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true but no adapter: {e}"
-            );
-            None
-        }
-    }
-}
+use common::device;
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/rnn");

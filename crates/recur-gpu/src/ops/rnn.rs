@@ -212,6 +212,16 @@ fn state_seq(
     Ok(seq)
 }
 
+/// `t`, or a one-element placeholder for a binding the cell does not use
+/// (each binding needs its own buffer: a writable binding may not alias
+/// another binding of the same dispatch).
+fn or_placeholder(dev: &Device, t: Option<&Tensor>) -> Result<Tensor> {
+    match t {
+        Some(t) => Ok(t.clone()),
+        None => dev.alloc("rnn", &[1], DType::F32),
+    }
+}
+
 /// Runs one layer-direction over `x` (T, B, I) from `h0`/`c0` (B, H; zeros
 /// when absent). With `train`, keeps what [`rnn_backward`] needs.
 pub fn rnn_forward(
@@ -267,16 +277,8 @@ pub fn rnn_forward_with(
     } else {
         None
     };
-    // Unused bindings still need a buffer each (a writable binding may not
-    // alias another binding of the same dispatch).
-    let cseq_or_dummy = match &cseq {
-        Some(c) => c.clone(),
-        None => dev.alloc("rnn", &[1], DType::F32)?,
-    };
-    let saved_or_dummy = match &saved {
-        Some(s) => s.clone(),
-        None => dev.alloc("rnn", &[1], DType::F32)?,
-    };
+    let cseq_or_dummy = or_placeholder(&dev, cseq.as_ref())?;
+    let saved_or_dummy = or_placeholder(&dev, saved.as_ref())?;
     let (cs, sv) = (&cseq_or_dummy, &saved_or_dummy);
     let bindings = [
         (xproj.storage(), xproj.bytes(), Access::Read),
@@ -385,13 +387,9 @@ pub fn rnn_backward(
     } else {
         None
     };
-    let dummy = |t: Option<&Tensor>| match t {
-        Some(t) => Ok(t.clone()),
-        None => dev.alloc("rnn_backward", &[1], DType::F32),
-    };
-    let cs = &dummy(cache.cseq.as_ref())?;
-    let sv = &dummy(cache.saved.as_ref())?;
-    let dgh_bind = &dummy(dgh.as_ref())?;
+    let cs = &or_placeholder(&dev, cache.cseq.as_ref())?;
+    let sv = &or_placeholder(&dev, cache.saved.as_ref())?;
+    let dgh_bind = &or_placeholder(&dev, dgh.as_ref())?;
     let dg_h = dgh.as_ref().unwrap_or(&dgx);
     let pointwise = cell.key("rnn_step_backward");
     let dh_key = cell
