@@ -129,9 +129,11 @@ fn fused(
     ))
 }
 
-/// LSTM forward the way other wgpu libraries run it: per step, per gate, a
-/// matmul for x and one for h, then one elementwise op at a time.
-fn lstm_unfused(dev: &Device, runs: usize, s: Shape) -> anyhow::Result<Record> {
+/// LSTM the way other wgpu libraries run it: per step, per gate, a matmul
+/// for x and one for h, then one elementwise op at a time; with `backward`,
+/// each op's backward as its own dispatches and the weight gradients
+/// accumulated per step (as an op-by-op autodiff does).
+fn lstm_unfused(dev: &Device, runs: usize, s: Shape, backward: bool) -> anyhow::Result<Record> {
     let (i, h, b, t) = s;
     let mut rng = Rng::new(7);
     let layer = Layer::new(dev, Cell::Lstm, i, h, &mut rng)?;
@@ -150,25 +152,77 @@ fn lstm_unfused(dev: &Device, runs: usize, s: Shape) -> anyhow::Result<Record> {
         Activation::Tanh,
         Activation::Sigmoid,
     ];
+    let dout = Tensor::rand(dev, &[t, b, h], -1.0, 1.0, &mut rng)?;
     let before = dev.counters().dispatches;
     let step = || -> anyhow::Result<()> {
-        let mut hs = Tensor::zeros(dev, &[b, h])?;
-        let mut cs = Tensor::zeros(dev, &[b, h])?;
+        let mut hs = vec![Tensor::zeros(dev, &[b, h])?];
+        let mut cs = vec![Tensor::zeros(dev, &[b, h])?];
+        let (mut pre, mut gates, mut xs) = (Vec::new(), Vec::new(), Vec::new());
         for s in 0..t {
             let xt = layout::slice(&x, 0, s, 1)?.reshape(&[b, i])?;
-            let mut g = Vec::with_capacity(4);
+            let (mut a, mut g) = (Vec::with_capacity(4), Vec::with_capacity(4));
             for q in 0..4 {
-                let a = gemm::linear(&xt, &wi[q], Some(&bi[q]))?;
-                let r = gemm::linear(&hs, &wh[q], Some(&bh[q]))?;
-                g.push(elementwise::activation(
-                    &elementwise::add(&a, &r)?,
-                    acts[q],
-                )?);
+                let ax = gemm::linear(&xt, &wi[q], Some(&bi[q]))?;
+                let ah = gemm::linear(&hs[s], &wh[q], Some(&bh[q]))?;
+                a.push(elementwise::add(&ax, &ah)?);
+                g.push(elementwise::activation(&a[q], acts[q])?);
             }
-            let fc = elementwise::mul(&g[1], &cs)?;
+            let fc = elementwise::mul(&g[1], &cs[s])?;
             let ig = elementwise::mul(&g[0], &g[2])?;
-            cs = elementwise::binary(&fc, &ig, BinaryOp::Add, 1.0)?;
-            hs = elementwise::mul(&g[3], &elementwise::activation(&cs, Activation::Tanh)?)?;
+            cs.push(elementwise::binary(&fc, &ig, BinaryOp::Add, 1.0)?);
+            let tc = elementwise::activation(&cs[s + 1], Activation::Tanh)?;
+            hs.push(elementwise::mul(&g[3], &tc)?);
+            pre.push(a);
+            gates.push(g);
+            xs.push(xt);
+        }
+        if !backward {
+            return Ok(());
+        }
+        let tn = gemm::Gemm {
+            trans_a: true,
+            beta: 1.0,
+            ..gemm::Gemm::default()
+        };
+        let zeros = |shape: &[usize]| {
+            (0..4)
+                .map(|_| Tensor::zeros(dev, shape))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let (dwi, dwh, mut db) = (zeros(&[h, i])?, zeros(&[h, h])?, zeros(&[h])?);
+        let mut dh_next = Tensor::zeros(dev, &[b, h])?;
+        let mut dc_next = Tensor::zeros(dev, &[b, h])?;
+        for s in (0..t).rev() {
+            let g = &gates[s];
+            let dh = elementwise::add(&layout::slice(&dout, 0, s, 1)?.reshape(&[b, h])?, &dh_next)?;
+            let tc = elementwise::activation(&cs[s + 1], Activation::Tanh)?;
+            let d_o = elementwise::mul(&dh, &tc)?;
+            let dho = elementwise::mul(&dh, &g[3])?;
+            let dc = elementwise::add(
+                &dc_next,
+                &elementwise::activation_backward(&cs[s + 1], &dho, Activation::Tanh)?,
+            )?;
+            let dgate = [
+                elementwise::mul(&dc, &g[2])?,
+                elementwise::mul(&dc, &cs[s])?,
+                elementwise::mul(&dc, &g[0])?,
+                d_o,
+            ];
+            dc_next = elementwise::mul(&dc, &g[1])?;
+            let mut dhp: Option<Tensor> = None;
+            for q in 0..4 {
+                let da = elementwise::activation_backward(&pre[s][q], &dgate[q], acts[q])?;
+                tn.run_into(&da, &xs[s], None, &dwi[q])?;
+                tn.run_into(&da, &hs[s], None, &dwh[q])?;
+                db[q] = elementwise::add(&db[q], &recur_gpu::ops::reduce::sum(&da, 0)?)?;
+                gemm::matmul(&da, &wi[q])?; // this step's dx, per gate
+                let d = gemm::matmul(&da, &wh[q])?;
+                dhp = Some(match dhp {
+                    None => d,
+                    Some(acc) => elementwise::add(&acc, &d)?,
+                });
+            }
+            dh_next = dhp.expect("four gates");
         }
         Ok(())
     };
@@ -176,10 +230,11 @@ fn lstm_unfused(dev: &Device, runs: usize, s: Shape) -> anyhow::Result<Record> {
     let dispatches = (dev.counters().dispatches - before) as f64;
     dev.sync()?;
     let tm = measure(dev, runs, 1, step)?;
+    let mode = if backward { "fwd+bwd" } else { "fwd" };
     Ok(record(
         dev,
         "lstm_unfused",
-        "fwd",
+        mode,
         s,
         Cell::Lstm,
         (tm.median(), tm.min(), tm.max()),
@@ -201,7 +256,9 @@ pub fn rnn(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>
     for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
         out.push(fused(dev, runs, Cell::Lstm, a, false, strategy)?);
     }
-    out.push(lstm_unfused(dev, runs.min(5), a)?);
+    for backward in [false, true] {
+        out.push(lstm_unfused(dev, runs.min(5), a, backward)?);
+    }
     for backward in [false, true] {
         out.push(fused(
             dev,
