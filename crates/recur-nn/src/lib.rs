@@ -8,10 +8,12 @@
 mod cell;
 pub mod init;
 mod linear;
+pub mod optim;
 mod recurrent;
 
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use linear::{Linear, LinearConfig};
+pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, LrSchedule, Sgd, SgdConfig};
 pub use recur_gpu::ops::rnn::Cell;
 pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
 pub use recurrent::{

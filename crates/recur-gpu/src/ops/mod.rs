@@ -5,6 +5,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
 pub mod layout;
+pub mod optim;
 pub mod peak;
 pub mod reduce;
 pub mod rnn;
@@ -95,6 +96,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(layout::variants());
     v.extend(peak::variants());
     v.extend(rnn::variants());
+    v.extend(optim::variants());
     v
 }
 

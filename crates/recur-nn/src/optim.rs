@@ -1,0 +1,320 @@
+//! Optimizers as fused GPU kernels (one dispatch per parameter tensor, no
+//! readback), learning-rate schedules, and gradient clipping.
+//!
+//! The optimizers update parameters in place, so every clone of a parameter
+//! tensor sees the new values.
+
+use recur_gpu::ops::optim::{self, AdamStep, SgdStep};
+use recur_gpu::{Device, Error, Result, Tensor};
+
+pub use recur_gpu::ops::optim::{clip_grad_norm, clip_grad_value, ClipNorm};
+
+/// Checks counts and shapes before any update, so a bad call changes nothing.
+fn check_lists(
+    op: &'static str,
+    state: &[&[usize]],
+    params: &[&Tensor],
+    grads: &[&Tensor],
+) -> Result<()> {
+    if params.len() != state.len() || grads.len() != state.len() {
+        return Err(Error::InvalidArgument {
+            op,
+            what: format!(
+                "optimizer built for {} parameters, got {} parameters and {} gradients",
+                state.len(),
+                params.len(),
+                grads.len()
+            ),
+        });
+    }
+    for ((p, g), s) in params.iter().zip(grads).zip(state) {
+        for got in [p.shape(), g.shape()] {
+            if got != *s {
+                return Err(Error::ShapeMismatch {
+                    op,
+                    expected: format!("{s:?}, the shape the optimizer was built for"),
+                    got: got.to_vec(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adam / AdamW hyper-parameters (`torch.optim.Adam` / `AdamW` defaults).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    /// Learning rate (scaled by a schedule through [`Adam::set_lr`]).
+    pub lr: f32,
+    /// (β₁, β₂), Kingma & Ba (2015).
+    pub betas: (f32, f32),
+    /// ε added to √v̂.
+    pub eps: f32,
+    /// Weight decay: L2 in the gradient (Adam) or decoupled (AdamW).
+    pub weight_decay: f32,
+    /// Decoupled weight decay (AdamW, Loshchilov & Hutter 2019).
+    pub decoupled: bool,
+}
+
+impl AdamConfig {
+    /// `torch.optim.Adam(lr=lr)`.
+    pub fn adam(lr: f32) -> Self {
+        Self {
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            decoupled: false,
+        }
+    }
+
+    /// `torch.optim.AdamW(lr=lr)` (weight decay 0.01).
+    pub fn adamw(lr: f32) -> Self {
+        Self {
+            weight_decay: 0.01,
+            decoupled: true,
+            ..Self::adam(lr)
+        }
+    }
+}
+
+/// Adam or AdamW with its moment buffers on the GPU.
+#[derive(Clone, Debug)]
+pub struct Adam {
+    config: AdamConfig,
+    lr: f32,
+    moments: Vec<(Tensor, Tensor)>,
+    t: u64,
+    one: Tensor,
+}
+
+impl Adam {
+    /// State for `params` (moments start at zero).
+    pub fn new(device: &Device, config: AdamConfig, params: &[&Tensor]) -> Result<Self> {
+        let moments = params
+            .iter()
+            .map(|p| {
+                Ok((
+                    Tensor::zeros(device, p.shape())?,
+                    Tensor::zeros(device, p.shape())?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            config,
+            lr: config.lr,
+            moments,
+            t: 0,
+            one: Tensor::full(device, &[1], 1.0)?,
+        })
+    }
+
+    /// Sets the learning rate of the next steps (for schedules).
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// Steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.t
+    }
+
+    /// The moment buffers (m, v) per parameter, for checkpoints.
+    pub fn moments(&self) -> &[(Tensor, Tensor)] {
+        &self.moments
+    }
+
+    /// One update of every parameter from its gradient, multiplied by
+    /// `grad_scale[0]` when given (the scale from [`clip_grad_norm`]).
+    pub fn step(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[&Tensor],
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()> {
+        let shapes: Vec<&[usize]> = self.moments.iter().map(|(m, _)| m.shape()).collect();
+        check_lists("Adam::step", &shapes, params, grads)?;
+        self.t += 1;
+        let s = AdamStep {
+            lr: self.lr,
+            betas: self.config.betas,
+            eps: self.config.eps,
+            weight_decay: self.config.weight_decay,
+            decoupled: self.config.decoupled,
+            t: self.t,
+        };
+        let scale = grad_scale.unwrap_or(&self.one);
+        for ((p, g), (m, v)) in params.iter().zip(grads).zip(&self.moments) {
+            optim::adam_step(p, g, m, v, scale, &s)?;
+        }
+        Ok(())
+    }
+}
+
+/// SGD hyper-parameters (`torch.optim.SGD`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SgdConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum μ; 0 for plain SGD.
+    pub momentum: f32,
+    /// Dampening of the momentum update.
+    pub dampening: f32,
+    /// Nesterov momentum (Sutskever et al. 2013).
+    pub nesterov: bool,
+    /// L2 weight decay.
+    pub weight_decay: f32,
+}
+
+impl SgdConfig {
+    /// Plain SGD at `lr`.
+    pub fn new(lr: f32) -> Self {
+        Self {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// SGD with optional momentum, its buffers on the GPU.
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    config: SgdConfig,
+    lr: f32,
+    buffers: Vec<Tensor>,
+    t: u64,
+    one: Tensor,
+}
+
+impl Sgd {
+    /// State for `params`.
+    pub fn new(device: &Device, config: SgdConfig, params: &[&Tensor]) -> Result<Self> {
+        if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
+            return Err(Error::InvalidArgument {
+                op: "Sgd::new",
+                what: "Nesterov momentum requires momentum > 0 and zero dampening".into(),
+            });
+        }
+        let buffers = params
+            .iter()
+            .map(|p| Tensor::zeros(device, p.shape()))
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            config,
+            lr: config.lr,
+            buffers,
+            t: 0,
+            one: Tensor::full(device, &[1], 1.0)?,
+        })
+    }
+
+    /// Sets the learning rate of the next steps.
+    pub fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+
+    /// One update; see [`Adam::step`].
+    pub fn step(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[&Tensor],
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()> {
+        let shapes: Vec<&[usize]> = self.buffers.iter().map(|b| b.shape()).collect();
+        check_lists("Sgd::step", &shapes, params, grads)?;
+        let s = SgdStep {
+            lr: self.lr,
+            momentum: self.config.momentum,
+            dampening: self.config.dampening,
+            nesterov: self.config.nesterov,
+            weight_decay: self.config.weight_decay,
+            first: self.t == 0,
+        };
+        self.t += 1;
+        let scale = grad_scale.unwrap_or(&self.one);
+        for ((p, g), b) in params.iter().zip(grads).zip(&self.buffers) {
+            optim::sgd_step(p, g, b, scale, &s)?;
+        }
+        Ok(())
+    }
+}
+
+/// Learning-rate schedules: the factor applied to the base rate at a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LrSchedule {
+    /// Always 1.
+    Constant,
+    /// Linear from 1/warmup to 1 over `warmup` steps, then 1.
+    LinearWarmup {
+        /// Warm-up steps.
+        warmup: u64,
+    },
+    /// Linear warm-up, then a cosine decay to `min_factor` at `total` steps
+    /// (Loshchilov & Hutter 2017, without restarts).
+    Cosine {
+        /// Warm-up steps.
+        warmup: u64,
+        /// Step at which the decay reaches `min_factor`.
+        total: u64,
+        /// Final factor.
+        min_factor: f32,
+    },
+}
+
+impl LrSchedule {
+    /// The factor at `step` (0-based).
+    pub fn factor(&self, step: u64) -> f32 {
+        let warm = |w: u64| {
+            if w > 0 && step < w {
+                (step + 1) as f32 / w as f32
+            } else {
+                1.0
+            }
+        };
+        match *self {
+            LrSchedule::Constant => 1.0,
+            LrSchedule::LinearWarmup { warmup } => warm(warmup),
+            LrSchedule::Cosine {
+                warmup,
+                total,
+                min_factor,
+            } => {
+                if step < warmup {
+                    return warm(warmup);
+                }
+                let span = total.saturating_sub(warmup).max(1) as f32;
+                let progress = ((step - warmup) as f32 / span).min(1.0);
+                min_factor
+                    + (1.0 - min_factor) * 0.5 * (1.0 + (std::f32::consts::PI * progress).cos())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LrSchedule;
+
+    #[test]
+    fn schedules_warm_up_and_decay() {
+        let w = LrSchedule::LinearWarmup { warmup: 4 };
+        assert_eq!(
+            [w.factor(0), w.factor(1), w.factor(3), w.factor(100)],
+            [0.25, 0.5, 1.0, 1.0]
+        );
+        let c = LrSchedule::Cosine {
+            warmup: 2,
+            total: 12,
+            min_factor: 0.1,
+        };
+        assert_eq!(c.factor(0), 0.5);
+        assert!((c.factor(2) - 1.0).abs() < 1e-6);
+        assert!((c.factor(7) - 0.55).abs() < 1e-6);
+        assert!((c.factor(12) - 0.1).abs() < 1e-6);
+        assert!((c.factor(1000) - 0.1).abs() < 1e-6);
+        assert_eq!(LrSchedule::Constant.factor(5), 1.0);
+    }
+}
