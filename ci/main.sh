@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The main job, for now: measure this adapter's FMA and copy peaks, then the
-# GEMM suite (tiled, blocked and naive kernels side by side), and write the
-# records to bench-results/*.json. Installs what it needs first (ci/setup.sh).
+# The main job: train a character-level LSTM language model on the bundled
+# corpus (recur's own sources) on the GPU — or on lavapipe without one — and
+# print validation loss and a generated sample. Extra arguments go to the
+# example (e.g. --data ../shared/data/tinyshakespeare.txt --steps 2000).
+# Installs what it needs first (ci/setup.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 . ci/setup.sh
 
-mkdir -p bench-results
-cargo run --release -p recur-bench -- peak --json bench-results/peak.json
-cargo run --release -p recur-bench -- gemm --json bench-results/gemm.json "$@"
+cargo run --release --example char_lm -- "$@"
