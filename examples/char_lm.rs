@@ -79,6 +79,9 @@ struct Args {
     seed: u64,
 }
 
+/// The recurrent state carried between windows: h_n and, for LSTM, c_n.
+type State = (Option<Tensor>, Option<Tensor>);
+
 struct Model {
     table: Tensor,  // (V, E)
     rnn: Recurrent, // E -> H, 2 layers
@@ -103,9 +106,9 @@ fn train_window(
     dev: &Device,
     ids: &Tensor,
     targets: &Tensor,
-    state: (Option<Tensor>, Option<Tensor>),
+    state: State,
     rng: &mut Rng,
-) -> Result<(Tensor, (Option<Tensor>, Option<Tensor>), Vec<Tensor>)> {
+) -> Result<(Tensor, State, Vec<Tensor>)> {
     let (t, b) = (ids.shape()[0], ids.shape()[1]);
     let x = embedding::embedding(&m.table, ids)?; // (T, B, E)
     let (out, tape) = m
