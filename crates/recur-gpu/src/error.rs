@@ -127,6 +127,24 @@ pub enum Error {
     /// The device was lost or polling failed.
     #[error("device lost: {0}")]
     DeviceLost(String),
+    /// Reading or writing a file failed.
+    #[error("{op}: {path}: {message}")]
+    Io {
+        /// The op.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// What the OS said.
+        message: String,
+    },
+    /// A file is truncated, corrupt, or does not fit what it is loaded into.
+    #[error("{op}: {what}")]
+    Corrupt {
+        /// The op.
+        op: &'static str,
+        /// What is wrong.
+        what: String,
+    },
 }
 
 impl Error {

@@ -6,6 +6,7 @@
 //! cells for streaming. Autograd and the training loop arrive with their issue.
 
 mod cell;
+pub mod checkpoint;
 pub mod init;
 mod linear;
 pub mod optim;

@@ -124,6 +124,25 @@ impl Adam {
         &self.moments
     }
 
+    /// Restores the state a checkpoint saved: the moments (shaped like the
+    /// current ones) and the step count.
+    pub fn restore(&mut self, moments: Vec<(Tensor, Tensor)>, steps: u64) -> Result<()> {
+        if moments.len() != self.moments.len()
+            || moments
+                .iter()
+                .zip(&self.moments)
+                .any(|((m, v), (m0, _))| m.shape() != m0.shape() || v.shape() != m0.shape())
+        {
+            return Err(Error::Corrupt {
+                op: "Adam::restore",
+                what: "moments do not match the parameters this optimizer was built for".into(),
+            });
+        }
+        self.moments = moments;
+        self.t = steps;
+        Ok(())
+    }
+
     /// One update of every parameter from its gradient, multiplied by
     /// `grad_scale[0]` when given (the scale from [`clip_grad_norm`]).
     pub fn step(

@@ -1,0 +1,252 @@
+//! Checkpoints: resuming continues with exactly the losses of an
+//! uninterrupted run; truncated, corrupt and mismatched files are typed errors.
+
+use std::collections::HashMap;
+
+use recur::gpu::ops::{embedding, gemm, reduce, softmax};
+use recur::gpu::{Device, Error};
+use recur::nn::checkpoint::{self, Checkpoint};
+use recur::nn::{clip_grad_norm, Adam, AdamConfig, Recurrent, RecurrentConfig, Rng, Tensor};
+
+const V: usize = 6;
+const E: usize = 5;
+const H: usize = 10;
+const T: usize = 7;
+const B: usize = 3;
+
+struct Run {
+    table: Tensor,
+    rnn: Recurrent,
+    w: Tensor,
+    bias: Tensor,
+    opt: Adam,
+    rng: Rng,
+    h: Option<Tensor>,
+    c: Option<Tensor>,
+    step: usize,
+}
+
+fn params(r: &Run) -> Vec<(String, &Tensor)> {
+    let mut p = vec![("embedding.weight".to_string(), &r.table)];
+    p.extend(
+        r.rnn
+            .named_parameters()
+            .into_iter()
+            .map(|(n, t)| (format!("rnn.{n}"), t)),
+    );
+    p.push(("out.weight".into(), &r.w));
+    p.push(("out.bias".into(), &r.bias));
+    p
+}
+
+fn fresh(dev: &Device) -> Run {
+    let mut rng = Rng::new(42);
+    let table = Tensor::randn(dev, &[V, E], 0.0, 1.0, &mut rng).unwrap();
+    let rnn = RecurrentConfig {
+        num_layers: 2,
+        dropout: 0.2,
+        ..RecurrentConfig::lstm(E, H)
+    }
+    .init(dev, &mut rng)
+    .unwrap();
+    let w = Tensor::rand(dev, &[V, H], -0.3, 0.3, &mut rng).unwrap();
+    let bias = Tensor::zeros(dev, &[V]).unwrap();
+    let mut run = Run {
+        table,
+        rnn,
+        w,
+        bias,
+        opt: Adam::new(dev, AdamConfig::adamw(0.01), &[]).unwrap(),
+        rng,
+        h: None,
+        c: None,
+        step: 0,
+    };
+    let ps: Vec<&Tensor> = params(&run).into_iter().map(|(_, t)| t).collect();
+    run.opt = Adam::new(dev, AdamConfig::adamw(0.01), &ps).unwrap();
+    run
+}
+
+fn train_step(dev: &Device, r: &mut Run) -> f32 {
+    let ids: Vec<u32> = (0..T * B)
+        .map(|i| ((i * 7 + r.step * 3) % V) as u32)
+        .collect();
+    let tg: Vec<u32> = (0..T * B)
+        .map(|i| ((i * 7 + r.step * 3 + 1) % V) as u32)
+        .collect();
+    let ids = Tensor::from_slice_u32(dev, &ids, &[T, B]).unwrap();
+    let tg = Tensor::from_slice_u32(dev, &tg, &[T * B]).unwrap();
+    let x = embedding::embedding(&r.table, &ids).unwrap();
+    let (out, tape) = r
+        .rnn
+        .forward_train(&x, r.h.as_ref(), r.c.as_ref(), &mut r.rng)
+        .unwrap();
+    let flat = out.output.reshape(&[T * B, H]).unwrap();
+    let ce = softmax::cross_entropy(
+        &gemm::linear(&flat, &r.w, Some(&r.bias)).unwrap(),
+        &tg,
+        None,
+        Default::default(),
+    )
+    .unwrap();
+    let dw = gemm::Gemm {
+        trans_a: true,
+        ..Default::default()
+    }
+    .run(&ce.grad, &flat, None)
+    .unwrap();
+    let db = reduce::sum(&ce.grad, 0).unwrap();
+    let g = r
+        .rnn
+        .backward(
+            &tape,
+            &gemm::matmul(&ce.grad, &r.w)
+                .unwrap()
+                .reshape(&[T, B, H])
+                .unwrap(),
+            None,
+            None,
+        )
+        .unwrap();
+    let dtable = Tensor::zeros(dev, &[V, E]).unwrap();
+    embedding::embedding_backward_into(&dtable, &ids, &g.dx).unwrap();
+    let mut grads = vec![dtable];
+    grads.extend(g.params.into_iter().map(|(_, t)| t));
+    grads.extend([dw, db]);
+    let grefs: Vec<&Tensor> = grads.iter().collect();
+    let clip = clip_grad_norm(&grefs, 0.5).unwrap();
+    let ps: Vec<&Tensor> = params(r).into_iter().map(|(_, t)| t).collect();
+    let mut opt = r.opt.clone();
+    opt.step(&ps, &grefs, Some(&clip.scale)).unwrap();
+    r.opt = opt;
+    (r.h, r.c) = (Some(out.h_n), out.c_n);
+    r.step += 1;
+    ce.loss.item().unwrap()
+}
+
+fn save(r: &Run, path: &std::path::Path) {
+    let mut tensors: Vec<(String, &Tensor)> = params(r);
+    for (i, (m, v)) in r.opt.moments().iter().enumerate() {
+        tensors.push((format!("optim.m.{i}"), m));
+        tensors.push((format!("optim.v.{i}"), v));
+    }
+    tensors.push(("state.h".into(), r.h.as_ref().unwrap()));
+    tensors.push(("state.c".into(), r.c.as_ref().unwrap()));
+    let meta = HashMap::from([
+        ("step".to_string(), r.step.to_string()),
+        ("optim.steps".to_string(), r.opt.steps().to_string()),
+        ("rng".to_string(), r.rng.state().to_string()),
+    ]);
+    checkpoint::save(path, &tensors, &meta).unwrap();
+}
+
+fn restore(dev: &Device, path: &std::path::Path) -> Run {
+    let ck = Checkpoint::load(path).unwrap();
+    let mut r = fresh(dev);
+    r.table = ck.tensor(dev, "embedding.weight", &[V, E]).unwrap();
+    let names: Vec<(String, Vec<usize>)> = r
+        .rnn
+        .named_parameters()
+        .into_iter()
+        .map(|(n, t)| (n, t.shape().to_vec()))
+        .collect();
+    for (n, s) in names {
+        r.rnn
+            .set_parameter(&n, ck.tensor(dev, &format!("rnn.{n}"), &s).unwrap())
+            .unwrap();
+    }
+    r.w = ck.tensor(dev, "out.weight", &[V, H]).unwrap();
+    r.bias = ck.tensor(dev, "out.bias", &[V]).unwrap();
+    let moments = r
+        .opt
+        .moments()
+        .iter()
+        .enumerate()
+        .map(|(i, (m, _))| {
+            (
+                ck.tensor(dev, &format!("optim.m.{i}"), m.shape()).unwrap(),
+                ck.tensor(dev, &format!("optim.v.{i}"), m.shape()).unwrap(),
+            )
+        })
+        .collect();
+    r.opt
+        .restore(moments, ck.meta("optim.steps").unwrap())
+        .unwrap();
+    r.h = Some(ck.tensor(dev, "state.h", &[2, B, H]).unwrap());
+    r.c = Some(ck.tensor(dev, "state.c", &[2, B, H]).unwrap());
+    r.rng = Rng::new(ck.meta("rng").unwrap());
+    r.step = ck.meta("step").unwrap();
+    r
+}
+
+#[test]
+fn resuming_from_a_checkpoint_reproduces_the_uninterrupted_losses() {
+    let dev = match Device::new() {
+        Ok(d) => d,
+        Err(e) => {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no adapter: {e}"
+            );
+            return;
+        }
+    };
+    let mut straight = fresh(&dev);
+    let want: Vec<f32> = (0..12).map(|_| train_step(&dev, &mut straight)).collect();
+    let dir = std::env::temp_dir().join(format!("recur-ck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("run.safetensors");
+    let mut first = fresh(&dev);
+    let mut got: Vec<f32> = (0..6).map(|_| train_step(&dev, &mut first)).collect();
+    save(&first, &path);
+    drop(first);
+    let mut resumed = restore(&dev, &path);
+    got.extend((0..6).map(|_| train_step(&dev, &mut resumed)));
+    assert_eq!(got, want, "resumed losses differ");
+    assert!(want[11] < want[0], "the run should learn: {want:?}");
+
+    // Truncated, corrupt and mismatched files are typed errors.
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(
+        Checkpoint::load(&truncated),
+        Err(Error::Corrupt { .. })
+    ));
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(
+        &garbage,
+        b"\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x7fnot a checkpoint",
+    )
+    .unwrap();
+    assert!(matches!(
+        Checkpoint::load(&garbage),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        Checkpoint::load(&dir.join("missing.safetensors")),
+        Err(Error::Io { .. })
+    ));
+    let ck = Checkpoint::load(&path).unwrap();
+    assert!(matches!(
+        ck.tensor(&dev, "out.weight", &[V, H + 1]),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        ck.tensor(&dev, "no.such", &[1]),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(ck.meta::<u64>("nope").is_err());
+    assert!(ck.names().count() > 10);
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "the atomic write left a temporary file"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
