@@ -18,6 +18,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use recur::gpu::ops::{embedding, gemm, reduce, softmax};
 use recur::gpu::Device;
+use recur::nn::checkpoint::{self, Checkpoint};
 use recur::nn::{
     clip_grad_norm, Adam, AdamConfig, Cell, LrSchedule, Recurrent, RecurrentConfig, Rng, Tensor,
 };
@@ -77,6 +78,19 @@ struct Args {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Write a checkpoint (safetensors, atomic) here every `--checkpoint-every` steps.
+    #[arg(long)]
+    checkpoint: Option<std::path::PathBuf>,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: u64,
+    /// Continue from the `--checkpoint` file.
+    #[arg(long)]
+    resume: bool,
+    /// Stop (after checkpointing) at this step, as an interruption would;
+    /// `--resume` continues the same schedule.
+    #[arg(long)]
+    stop_at: Option<u64>,
 }
 
 /// The recurrent state carried between windows: h_n and, for LSTM, c_n.
@@ -90,12 +104,81 @@ struct Model {
 }
 
 impl Model {
-    fn params(&self) -> Vec<&Tensor> {
-        let mut v = vec![&self.table];
-        v.extend(self.rnn.named_parameters().into_iter().map(|(_, t)| t));
-        v.extend([&self.w_out, &self.b_out]);
+    /// Parameters with the names PyTorch gives a module with submodules
+    /// `embedding`, `rnn` and `out`.
+    fn named(&self) -> Vec<(String, &Tensor)> {
+        let mut v = vec![("embedding.weight".to_string(), &self.table)];
+        v.extend(
+            self.rnn
+                .named_parameters()
+                .into_iter()
+                .map(|(n, t)| (format!("rnn.{n}"), t)),
+        );
+        v.push(("out.weight".into(), &self.w_out));
+        v.push(("out.bias".into(), &self.b_out));
         v
     }
+
+    fn params(&self) -> Vec<&Tensor> {
+        self.named().into_iter().map(|(_, t)| t).collect()
+    }
+
+    fn load(&mut self, dev: &Device, ck: &Checkpoint) -> Result<()> {
+        let shapes: Vec<(String, Vec<usize>)> = self
+            .named()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec()))
+            .collect();
+        for (name, shape) in shapes {
+            let t = ck.tensor(dev, &name, &shape)?;
+            match name.as_str() {
+                "embedding.weight" => self.table = t,
+                "out.weight" => self.w_out = t,
+                "out.bias" => self.b_out = t,
+                rnn => self.rnn.set_parameter(rnn.trim_start_matches("rnn."), t)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything needed to continue exactly where a run stopped.
+struct Progress<'a> {
+    step: u64,
+    pos: usize,
+    tokens: usize,
+    rng: &'a Rng,
+    state: &'a State,
+}
+
+fn save_checkpoint(
+    path: &std::path::Path,
+    m: &Model,
+    opt: &Adam,
+    vocab: &[char],
+    p: Progress,
+) -> Result<()> {
+    let mut tensors = m.named();
+    for (i, (mm, vv)) in opt.moments().iter().enumerate() {
+        tensors.push((format!("optim.m.{i}"), mm));
+        tensors.push((format!("optim.v.{i}"), vv));
+    }
+    if let Some(h) = &p.state.0 {
+        tensors.push(("state.h".into(), h));
+    }
+    if let Some(c) = &p.state.1 {
+        tensors.push(("state.c".into(), c));
+    }
+    let meta = std::collections::HashMap::from([
+        ("step".to_string(), p.step.to_string()),
+        ("pos".to_string(), p.pos.to_string()),
+        ("tokens".to_string(), p.tokens.to_string()),
+        ("rng".to_string(), p.rng.state().to_string()),
+        ("optim.steps".to_string(), opt.steps().to_string()),
+        ("vocab".to_string(), vocab.iter().collect::<String>()),
+    ]);
+    checkpoint::save(path, &tensors, &meta)?;
+    Ok(())
 }
 
 /// Forward and backward over one window; returns the loss tensor, the final
@@ -287,7 +370,53 @@ fn main() -> Result<()> {
         w_out: Tensor::rand(&dev, &[v, args.hidden], -k, k, &mut rng)?,
         b_out: Tensor::rand(&dev, &[v], -k, k, &mut rng)?,
     };
+    let mut model = model;
     let mut opt = Adam::new(&dev, AdamConfig::adamw(args.lr), &model.params())?;
+    let (mut first_step, mut state, mut pos, mut tokens): (u64, State, usize, usize) =
+        (0, (None, None), 0, 0);
+    if args.resume {
+        let path = args
+            .checkpoint
+            .as_ref()
+            .context("--resume needs --checkpoint PATH")?;
+        let ck = Checkpoint::load(path)?;
+        if ck.metadata.get("vocab").map(String::as_str)
+            != Some(vocab.iter().collect::<String>().as_str())
+        {
+            bail!("{}: trained on another vocabulary", path.display());
+        }
+        model.load(&dev, &ck)?;
+        let moments = opt
+            .moments()
+            .iter()
+            .enumerate()
+            .map(|(i, (m, _))| {
+                Ok((
+                    ck.tensor(&dev, &format!("optim.m.{i}"), m.shape())?,
+                    ck.tensor(&dev, &format!("optim.v.{i}"), m.shape())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        opt.restore(moments, ck.meta("optim.steps")?)?;
+        let state_shape = [
+            model.rnn.named_parameters().len() / 4,
+            args.batch,
+            args.hidden,
+        ];
+        let load_state = |name: &str| -> Result<Option<Tensor>> {
+            Ok(if ck.names().any(|n| n == name) {
+                Some(ck.tensor(&dev, name, &state_shape)?)
+            } else {
+                None
+            })
+        };
+        state = (load_state("state.h")?, load_state("state.c")?);
+        first_step = ck.meta("step")?;
+        pos = ck.meta("pos")?;
+        tokens = ck.meta("tokens")?;
+        rng = Rng::new(ck.meta("rng")?);
+        println!("resumed from {} at step {first_step}", path.display());
+    }
     let schedule = LrSchedule::Cosine {
         warmup: args.steps / 20,
         total: args.steps,
@@ -298,11 +427,11 @@ fn main() -> Result<()> {
     bar.set_style(ProgressStyle::with_template(
         "{bar:30} {pos}/{len} {msg} ETA {eta}",
     )?);
+    bar.set_position(first_step);
     let start = Instant::now();
-    let mut state = (None, None);
-    let mut pos = 0;
-    let mut tokens = 0usize;
-    for step in 0..args.steps {
+    let tokens_before = tokens;
+    let last = args.stop_at.unwrap_or(args.steps).min(args.steps);
+    for step in first_step..last {
         if pos + args.bptt + 1 >= per_stream {
             pos = 0;
             state = (None, None); // a new pass over the streams
@@ -319,9 +448,21 @@ fn main() -> Result<()> {
         pos += args.bptt;
         tokens += args.bptt * args.batch;
         let loss = loss.item()?; // the step's only readback
-        let rate = tokens as f64 / start.elapsed().as_secs_f64();
+        let rate = (tokens - tokens_before) as f64 / start.elapsed().as_secs_f64();
         bar.set_message(format!("loss {loss:.3} {rate:.0} tokens/s"));
         bar.inc(1);
+        if let Some(path) = &args.checkpoint {
+            if (step + 1) % args.checkpoint_every == 0 || step + 1 == last {
+                let p = Progress {
+                    step: step + 1,
+                    pos,
+                    tokens,
+                    rng: &rng,
+                    state: &state,
+                };
+                save_checkpoint(path, &model, &opt, &vocab, p)?;
+            }
+        }
         if (step + 1) % args.eval_every == 0 || step + 1 == args.steps {
             let vl = evaluate(
                 &model,
@@ -341,11 +482,15 @@ fn main() -> Result<()> {
         }
     }
     bar.finish();
+    if last < args.steps {
+        println!("stopped at step {last} of {}", args.steps);
+        return Ok(());
+    }
     println!(
         "{} steps in {:.1} s ({:.0} tokens/s)",
-        args.steps,
+        last - first_step,
         start.elapsed().as_secs_f64(),
-        tokens as f64 / start.elapsed().as_secs_f64()
+        (tokens - tokens_before) as f64 / start.elapsed().as_secs_f64()
     );
     let text = sample(
         &model,
