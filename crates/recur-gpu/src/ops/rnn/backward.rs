@@ -1,0 +1,127 @@
+//! Backward of the fused recurrent layers (`shaders/rnn_backward.wgsl`): two
+//! dispatches per step, then the weight and bias gradients as GEMMs and
+//! reductions over all steps.
+
+use super::{dims, or_placeholder, params, slots, Cell, RnnCache, RnnGradients, RnnWeights};
+use crate::error::{check_shape, Result};
+use crate::kernel::Access;
+use crate::ops::gemm::{self, Gemm};
+use crate::ops::{all_f32, device_of, layout, reduce};
+use crate::tensor::{DType, Tensor};
+
+/// Backward of [`rnn_forward`]: gradients for upstream `dout` (T, B, H) and
+/// optional `dh_n`, `dc_n` (B, H).
+pub fn rnn_backward(
+    w: &RnnWeights,
+    cache: &RnnCache,
+    dout: &Tensor,
+    dh_n: Option<&Tensor>,
+    dc_n: Option<&Tensor>,
+) -> Result<RnnGradients> {
+    let cell = cache.cell;
+    let x = &cache.x;
+    let mut operands = vec![w.w_ih, w.w_hh, dout];
+    operands.extend(dh_n.into_iter().chain(dc_n));
+    let dev = device_of("rnn_backward", &operands)?;
+    all_f32("rnn_backward", &operands)?;
+    let (t, b, i, h) = dims(cell, w, x)?;
+    let g = cell.gates();
+    check_shape("rnn_backward", &[t, b, h], dout.shape())?;
+    let carry = |init: Option<&Tensor>| -> Result<Tensor> {
+        match init {
+            Some(s) => {
+                check_shape("rnn_backward", &[b, h], s.shape())?;
+                layout::slice(&s.reshape(&[1, b, h])?, 0, 0, 1)
+            }
+            None => Tensor::zeros(&dev, &[1, b, h]),
+        }
+    };
+    let mut dh = [carry(dh_n)?, Tensor::zeros(&dev, &[1, b, h])?];
+    let mut dc = [carry(dc_n)?, Tensor::zeros(&dev, &[1, b, h])?];
+    let dgx = dev.alloc("rnn_backward", &[t, b, g * h], DType::F32)?;
+    let dgh = if cell == Cell::Gru {
+        Some(dev.alloc("rnn_backward", &[t, b, g * h], DType::F32)?)
+    } else {
+        None
+    };
+    let cs = &or_placeholder(&dev, cache.cseq.as_ref())?;
+    let sv = &or_placeholder(&dev, cache.saved.as_ref())?;
+    let dgh_bind = &or_placeholder(&dev, dgh.as_ref())?;
+    let dg_h = dgh.as_ref().unwrap_or(&dgx);
+    let pointwise = cell.key("rnn_step_backward");
+    let dh_key = cell
+        .key("rnn_step_dh")
+        .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
+    let pw_groups = [h.div_ceil(64) as u32, b as u32, 1];
+    let dh_groups = [h.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];
+    for s in 0..t {
+        // Reverse of the forward's processing order.
+        let step = if cache.reverse { s } else { t - 1 - s };
+        let (src, dst) = slots(step, cache.reverse);
+        let p = params(step, src, dst, b, h, g)?;
+        let [cur_h, next_h] = &dh;
+        let [cur_c, next_c] = &dc;
+        dev.dispatch(
+            &pointwise,
+            bytemuck::bytes_of(&p),
+            &[
+                (dout.storage(), dout.bytes(), Access::Read),
+                (cache.hseq.storage(), cache.hseq.bytes(), Access::Read),
+                (cs.storage(), cs.bytes(), Access::Read),
+                (sv.storage(), sv.bytes(), Access::Read),
+                (cur_h.storage(), cur_h.bytes(), Access::Read),
+                (cur_c.storage(), cur_c.bytes(), Access::Read),
+                (dgx.storage(), dgx.bytes(), Access::ReadWrite),
+                (dgh_bind.storage(), dgh_bind.bytes(), Access::ReadWrite),
+                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
+                (next_c.storage(), next_c.bytes(), Access::ReadWrite),
+            ],
+            pw_groups,
+        )?;
+        dev.dispatch(
+            &dh_key,
+            bytemuck::bytes_of(&p),
+            &[
+                (dg_h.storage(), dg_h.bytes(), Access::Read),
+                (w.w_hh.storage(), w.w_hh.bytes(), Access::Read),
+                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
+            ],
+            dh_groups,
+        )?;
+        dh.swap(0, 1);
+        dc.swap(0, 1);
+    }
+    let rows = t * b;
+    let dgx2 = dgx.reshape(&[rows, g * h])?;
+    let dgh2 = dg_h.reshape(&[rows, g * h])?;
+    let tn = Gemm {
+        trans_a: true,
+        ..Gemm::default()
+    };
+    let dw_ih = tn.run(&dgx2, &x.reshape(&[rows, i])?, None)?;
+    let prev_start = if cache.reverse { 1 } else { 0 };
+    let hprev = layout::slice(&cache.hseq, 0, prev_start, t)?.reshape(&[rows, h])?;
+    let dw_hh = tn.run(&dgh2, &hprev, None)?;
+    let (db_ih, db_hh) = if w.b_ih.is_some() || w.b_hh.is_some() {
+        (
+            w.b_ih.map(|_| reduce::sum(&dgx2, 0)).transpose()?,
+            w.b_hh.map(|_| reduce::sum(&dgh2, 0)).transpose()?,
+        )
+    } else {
+        (None, None)
+    };
+    let dx = gemm::matmul(&dgx2, w.w_ih)?.reshape(&[t, b, i])?;
+    let [dh0, _] = dh;
+    let [dc0, _] = dc;
+    Ok(RnnGradients {
+        dx,
+        dh0: dh0.reshape(&[b, h])?,
+        dc0: (cell == Cell::Lstm)
+            .then(|| dc0.reshape(&[b, h]))
+            .transpose()?,
+        dw_ih,
+        dw_hh,
+        db_ih,
+        db_hh,
+    })
+}
