@@ -2,23 +2,14 @@
 //! backward by hand, AdamW with global-norm clipping, truncated BPTT with
 //! the state carried across windows. A periodic sequence must be learnt.
 
+mod common;
+
 use recur::gpu::ops::{embedding, gemm, reduce, softmax};
-use recur::gpu::Device;
 use recur::nn::{clip_grad_norm, Adam, AdamConfig, RecurrentConfig, Rng, Tensor};
 
 #[test]
 fn a_small_lstm_language_model_learns_a_periodic_sequence() {
-    let dev = match Device::new() {
-        Ok(d) => d,
-        Err(e) => {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "CI=true but no adapter: {e}"
-            );
-            return;
-        }
-    };
+    let Some(dev) = common::device() else { return };
     let (v, e, h, t, b) = (5usize, 8usize, 24usize, 12usize, 4usize);
     let pattern = [0u32, 1, 2, 3, 4, 3, 2, 1];
     let seq: Vec<u32> = (0..4000).map(|i| pattern[i % pattern.len()]).collect();
