@@ -21,10 +21,7 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let m0 = wid.y * 64u;
     let n0 = wid.x * 64u;
     let t = lid.y * 8u + lid.x;
-    var c00 = mat4x4<f32>();
-    var c01 = mat4x4<f32>();
-    var c10 = mat4x4<f32>();
-    var c11 = mat4x4<f32>();
+    var blk = Block8();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
         // Invocation t stages row t of the op(A) slab and column t of the
         // op(B) slab (consecutive invocations read consecutive addresses of
@@ -35,23 +32,13 @@ fn gemm(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let a0 = tile_a[kk * 16u + lid.y * 2u];
-            let a1 = tile_a[kk * 16u + lid.y * 2u + 1u];
-            let b0 = tile_b[kk * 16u + lid.x * 2u];
-            let b1 = tile_b[kk * 16u + lid.x * 2u + 1u];
-            c00 = rank1(c00, a0, b0);
-            c01 = rank1(c01, a0, b1);
-            c10 = rank1(c10, a1, b0);
-            c11 = rank1(c11, a1, b1);
+            let ka = kk * 16u + lid.y * 2u;
+            let kb = kk * 16u + lid.x * 2u;
+            blk = block_update(blk, tile_a[ka], tile_a[ka + 1u], tile_b[kb], tile_b[kb + 1u]);
         }
         workgroupBarrier();
     }
-    let m = m0 + lid.y * 8u;
-    let n = n0 + lid.x * 8u;
-    store_block(z, m, n, c00);
-    store_block(z, m, n + 4u, c01);
-    store_block(z, m + 4u, n, c10);
-    store_block(z, m + 4u, n + 4u, c11);
+    store_block8(z, m0 + lid.y * 8u, n0 + lid.x * 8u, blk);
 }
 
 @compute @workgroup_size(16, 16, 1)

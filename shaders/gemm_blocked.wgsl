@@ -12,15 +12,21 @@
 //   last column and their results are never stored.
 #import gemm_io
 
+// Unchecked loads at base + offsets (callers keep every index in range).
+fn gather_a(base: u32, o: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(a[base + o.x], a[base + o.y], a[base + o.z], a[base + o.w]);
+}
+
+fn gather_b(base: u32, o: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(b[base + o.x], b[base + o.y], b[base + o.z], b[base + o.w]);
+}
+
 @compute @workgroup_size(8, 1, 1)
 fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let z = wid.z;
     let m = wid.x * 8u;
     let n = wid.y * 64u + lid.x * 8u;
-    var c00 = mat4x4<f32>();
-    var c01 = mat4x4<f32>();
-    var c10 = mat4x4<f32>();
-    var c11 = mat4x4<f32>();
+    var blk = Block8();
     if m + 8u <= p.m {
         let sa = a_strides();
         let sb = b_strides();
@@ -29,6 +35,7 @@ fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         let last = p.n - 1u;
         let o0 = vec4<u32>(min(n, last), min(n + 1u, last), min(n + 2u, last), min(n + 3u, last)) * sb.x;
         let o1 = vec4<u32>(min(n + 4u, last), min(n + 5u, last), min(n + 6u, last), min(n + 7u, last)) * sb.x;
+        let oa = vec4<u32>(0u, 1u, 2u, 3u) * sa.x;
         var k0 = 0u;
 #ifdef SUBGROUPS
         // Lane i loads op(A)[m + r, k0 + i] for the eight rows r: one SIMD
@@ -36,48 +43,24 @@ fn gemm_blocked(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup
         // lane's values instead of every lane loading the same eight values.
         for (; k0 + 8u <= p.k; k0 += 8u) {
             let ik = ia + lid.x * sa.y;
-            let r0 = vec4<f32>(a[ik], a[ik + sa.x], a[ik + 2u * sa.x], a[ik + 3u * sa.x]);
-            let r1 = vec4<f32>(a[ik + 4u * sa.x], a[ik + 5u * sa.x], a[ik + 6u * sa.x], a[ik + 7u * sa.x]);
+            let r0 = gather_a(ik, oa);
+            let r1 = gather_a(ik + 4u * sa.x, oa);
             for (var kk = 0u; kk < 8u; kk++) {
-                let a0 = subgroupShuffle(r0, kk);
-                let a1 = subgroupShuffle(r1, kk);
-                let b0 = vec4<f32>(b[ib + o0.x], b[ib + o0.y], b[ib + o0.z], b[ib + o0.w]);
-                let b1 = vec4<f32>(b[ib + o1.x], b[ib + o1.y], b[ib + o1.z], b[ib + o1.w]);
-                c00 = rank1(c00, a0, b0);
-                c01 = rank1(c01, a0, b1);
-                c10 = rank1(c10, a1, b0);
-                c11 = rank1(c11, a1, b1);
+                blk = block_update(blk, subgroupShuffle(r0, kk), subgroupShuffle(r1, kk), gather_b(ib, o0), gather_b(ib, o1));
                 ib += sb.y;
             }
             ia += 8u * sa.y;
         }
 #endif
         for (; k0 < p.k; k0++) {
-            let a0 = vec4<f32>(a[ia], a[ia + sa.x], a[ia + 2u * sa.x], a[ia + 3u * sa.x]);
-            let a1 = vec4<f32>(a[ia + 4u * sa.x], a[ia + 5u * sa.x], a[ia + 6u * sa.x], a[ia + 7u * sa.x]);
-            let b0 = vec4<f32>(b[ib + o0.x], b[ib + o0.y], b[ib + o0.z], b[ib + o0.w]);
-            let b1 = vec4<f32>(b[ib + o1.x], b[ib + o1.y], b[ib + o1.z], b[ib + o1.w]);
-            c00 = rank1(c00, a0, b0);
-            c01 = rank1(c01, a0, b1);
-            c10 = rank1(c10, a1, b0);
-            c11 = rank1(c11, a1, b1);
+            blk = block_update(blk, gather_a(ia, oa), gather_a(ia + 4u * sa.x, oa), gather_b(ib, o0), gather_b(ib, o1));
             ia += sa.y;
             ib += sb.y;
         }
     } else {
         for (var kk = 0u; kk < p.k; kk++) {
-            let a0 = vec4<f32>(load_a(z, m, kk), load_a(z, m + 1u, kk), load_a(z, m + 2u, kk), load_a(z, m + 3u, kk));
-            let a1 = vec4<f32>(load_a(z, m + 4u, kk), load_a(z, m + 5u, kk), load_a(z, m + 6u, kk), load_a(z, m + 7u, kk));
-            let b0 = vec4<f32>(load_b(z, kk, n), load_b(z, kk, n + 1u), load_b(z, kk, n + 2u), load_b(z, kk, n + 3u));
-            let b1 = vec4<f32>(load_b(z, kk, n + 4u), load_b(z, kk, n + 5u), load_b(z, kk, n + 6u), load_b(z, kk, n + 7u));
-            c00 = rank1(c00, a0, b0);
-            c01 = rank1(c01, a0, b1);
-            c10 = rank1(c10, a1, b0);
-            c11 = rank1(c11, a1, b1);
+            blk = block_update(blk, load_a4(z, m, kk), load_a4(z, m + 4u, kk), load_b4(z, kk, n), load_b4(z, kk, n + 4u));
         }
     }
-    store_block(z, m, n, c00);
-    store_block(z, m, n + 4u, c01);
-    store_block(z, m + 4u, n, c10);
-    store_block(z, m + 4u, n + 4u, c11);
+    store_block8(z, m, n, blk);
 }

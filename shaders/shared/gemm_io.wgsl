@@ -77,3 +77,31 @@ fn store_block(z: u32, m: u32, n: u32, acc: mat4x4<f32>) {
         store_c(z, m + i, n + 3u, row.w);
     }
 }
+
+// An 8x8 block of C as four 4x4 accumulators: rows m..m+4 / m+4..m+8 (first
+// index) against columns n..n+4 / n+4..n+8 (second index).
+struct Block8 {
+    c00: mat4x4<f32>, c01: mat4x4<f32>, c10: mat4x4<f32>, c11: mat4x4<f32>,
+}
+
+// blk += outer((a0, a1), (b0, b1)): one k step of an 8x8 block.
+fn block_update(blk: Block8, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) -> Block8 {
+    return Block8(rank1(blk.c00, a0, b0), rank1(blk.c01, a0, b1), rank1(blk.c10, a1, b0), rank1(blk.c11, a1, b1));
+}
+
+fn store_block8(z: u32, m: u32, n: u32, blk: Block8) {
+    store_block(z, m, n, blk.c00);
+    store_block(z, m, n + 4u, blk.c01);
+    store_block(z, m + 4u, n, blk.c10);
+    store_block(z, m + 4u, n + 4u, blk.c11);
+}
+
+// Four elements of op(A) column k (rows m..m+4), zero outside the matrix.
+fn load_a4(z: u32, m: u32, kk: u32) -> vec4<f32> {
+    return vec4<f32>(load_a(z, m, kk), load_a(z, m + 1u, kk), load_a(z, m + 2u, kk), load_a(z, m + 3u, kk));
+}
+
+// Four elements of op(B) row k (columns n..n+4), zero outside the matrix.
+fn load_b4(z: u32, kk: u32, n: u32) -> vec4<f32> {
+    return vec4<f32>(load_b(z, kk, n), load_b(z, kk, n + 1u), load_b(z, kk, n + 2u), load_b(z, kk, n + 3u));
+}
