@@ -66,6 +66,7 @@ pub fn fresh(dev: &Device) -> Run {
     run
 }
 
+/// One step on synthetic ids that depend on the step number.
 pub fn train_step(dev: &Device, r: &mut Run) -> f32 {
     let ids: Vec<u32> = (0..T * B)
         .map(|i| ((i * 7 + r.step * 3) % V) as u32)
@@ -73,8 +74,14 @@ pub fn train_step(dev: &Device, r: &mut Run) -> f32 {
     let tg: Vec<u32> = (0..T * B)
         .map(|i| ((i * 7 + r.step * 3 + 1) % V) as u32)
         .collect();
-    let ids = Tensor::from_slice_u32(dev, &ids, &[T, B]).unwrap();
-    let tg = Tensor::from_slice_u32(dev, &tg, &[T * B]).unwrap();
+    train_on(dev, r, &ids, &tg)
+}
+
+/// One training step on time-major `ids` (T, B) with next-token targets
+/// `tg`: forward, backward, clipping, AdamW; returns the loss.
+pub fn train_on(dev: &Device, r: &mut Run, ids: &[u32], tg: &[u32]) -> f32 {
+    let ids = Tensor::from_slice_u32(dev, ids, &[T, B]).unwrap();
+    let tg = Tensor::from_slice_u32(dev, tg, &[T * B]).unwrap();
     let x = embedding::embedding(&r.table, &ids).unwrap();
     let (out, tape) = r
         .rnn
