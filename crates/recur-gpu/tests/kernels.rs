@@ -466,3 +466,72 @@ fn transpose_slice_concat() {
     let last = layout::slice(&xt, 2, 4, 1).unwrap();
     assert_eq!(last.to_vec().unwrap(), reference::slice(&x, 5, 1, 4, 1));
 }
+
+#[test]
+fn layer_norm_and_rms_norm_match_reference() {
+    use recur_gpu::ops::norm::{self, Norm};
+    let Some(dev) = common::device() else { return };
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let f32s = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    let mut seed = 40;
+    // Columns below, at and above the workgroup width; a rows axis of 1.
+    for &(rows, cols) in &[(1, 1), (3, 7), (5, 64), (2, 131), (37, 19)] {
+        for kind in [Norm::Layer, Norm::Rms] {
+            for (affine, bias) in [(false, false), (true, false), (true, true)] {
+                seed += 1;
+                let x = data(rows * cols, seed);
+                let g = data(cols, seed + 100);
+                let b = data(cols, seed + 200);
+                let dy = data(rows * cols, seed + 300);
+                let xt = upload(&dev, &x, &[rows, cols]);
+                let gt = upload(&dev, &g, &[cols]);
+                let bt = upload(&dev, &b, &[cols]);
+                let eps = 1e-5;
+                let fw =
+                    norm::norm(kind, &xt, affine.then_some(&gt), bias.then_some(&bt), eps).unwrap();
+                let (gx, gg, gb) = (f64s(&x), f64s(&g), f64s(&b));
+                let (want, _) = reference::norm(
+                    kind,
+                    &gx,
+                    cols,
+                    affine.then_some(&gg[..]),
+                    bias.then_some(&gb[..]),
+                    eps as f64,
+                );
+                let what = format!("{kind:?} {rows}x{cols} affine {affine} bias {bias}");
+                assert_close(&what, &fw.y.to_vec().unwrap(), &f32s(&want), 1e-4, 1e-4);
+                let bw = norm::norm_backward(
+                    kind,
+                    &xt,
+                    affine.then_some(&gt),
+                    bias,
+                    &fw.stats,
+                    &upload(&dev, &dy, &[rows, cols]),
+                )
+                .unwrap();
+                let (dx, dg, db) = reference::norm_backward(
+                    kind,
+                    &gx,
+                    cols,
+                    affine.then_some(&gg[..]),
+                    eps as f64,
+                    &f64s(&dy),
+                );
+                assert_close(&what, &bw.dx.to_vec().unwrap(), &f32s(&dx), 1e-3, 1e-3);
+                assert_eq!(bw.dgamma.is_some(), affine);
+                assert_eq!(bw.dbeta.is_some(), bias);
+                if let Some(t) = bw.dgamma {
+                    assert_close(&what, &t.to_vec().unwrap(), &f32s(&dg), 1e-4, 1e-4);
+                }
+                if let Some(t) = bw.dbeta {
+                    assert_close(&what, &t.to_vec().unwrap(), &f32s(&db), 1e-4, 1e-4);
+                }
+            }
+        }
+    }
+    // Typed errors: a weight of the wrong length, a bad eps.
+    let x = upload(&dev, &data(6, 1), &[2, 3]);
+    let w = upload(&dev, &data(4, 2), &[4]);
+    assert!(norm::norm(Norm::Layer, &x, Some(&w), None, 1e-5).is_err());
+    assert!(norm::norm(Norm::Rms, &x, None, None, f32::NAN).is_err());
+}

@@ -5,6 +5,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
 pub mod layout;
+pub mod norm;
 pub mod optim;
 pub mod peak;
 pub mod reduce;
@@ -97,6 +98,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(peak::variants());
     v.extend(rnn::variants());
     v.extend(optim::variants());
+    v.extend(norm::variants());
     v
 }
 

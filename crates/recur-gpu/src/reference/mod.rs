@@ -2,10 +2,12 @@
 //! f64 accumulation. Tests compare the GPU against these.
 
 mod gemm;
+mod norm;
 mod rnn;
 mod rows;
 
 pub use gemm::gemm;
+pub use norm::{norm, norm_backward};
 pub use rnn::{rnn_backward, rnn_forward, RnnDims, RnnForward, RnnGrads, RnnParams};
 pub use rows::{
     concat, cross_entropy, embedding, embedding_backward, reduce, slice, softmax, transpose,
