@@ -5,23 +5,28 @@ use std::collections::HashMap;
 
 mod common;
 
-use common::{fresh, params, train_step, Run, B, E, H, V};
+use common::{fresh, train_step, Run, B, H, V};
 use recur::gpu::{Device, Error};
 use recur::nn::checkpoint::{self, Checkpoint};
-use recur::nn::{Rng, Tensor};
+use recur::nn::{Module, Tensor, Var};
 
 fn save(r: &Run, path: &std::path::Path) {
-    let mut tensors: Vec<(String, &Tensor)> = params(r);
+    let params = r.model.named_parameters();
+    let mut tensors: Vec<(String, &Tensor)> =
+        params.iter().map(|(n, v)| (n.clone(), v.value())).collect();
     for (i, (m, v)) in r.opt.moments().iter().enumerate() {
         tensors.push((format!("optim.m.{i}"), m));
         tensors.push((format!("optim.v.{i}"), v));
     }
-    tensors.push(("state.h".into(), r.h.as_ref().unwrap()));
-    tensors.push(("state.c".into(), r.c.as_ref().unwrap()));
+    tensors.push(("state.h".into(), r.h.as_ref().unwrap().value()));
+    tensors.push(("state.c".into(), r.c.as_ref().unwrap().value()));
     let meta = HashMap::from([
         ("step".to_string(), r.step.to_string()),
         ("optim.steps".to_string(), r.opt.steps().to_string()),
-        ("rng".to_string(), r.rng.state().to_string()),
+        (
+            "rng".to_string(),
+            r.model.rnn.dropout_rng_state().to_string(),
+        ),
     ]);
     checkpoint::save(path, &tensors, &meta).unwrap();
 }
@@ -29,20 +34,7 @@ fn save(r: &Run, path: &std::path::Path) {
 fn restore(dev: &Device, path: &std::path::Path) -> Run {
     let ck = Checkpoint::load(path).unwrap();
     let mut r = fresh(dev);
-    r.table = ck.tensor(dev, "embedding.weight", &[V, E]).unwrap();
-    let names: Vec<(String, Vec<usize>)> = r
-        .rnn
-        .named_parameters()
-        .into_iter()
-        .map(|(n, t)| (n, t.shape().to_vec()))
-        .collect();
-    for (n, s) in names {
-        r.rnn
-            .set_parameter(&n, ck.tensor(dev, &format!("rnn.{n}"), &s).unwrap())
-            .unwrap();
-    }
-    r.w = ck.tensor(dev, "out.weight", &[V, H]).unwrap();
-    r.bias = ck.tensor(dev, "out.bias", &[V]).unwrap();
+    r.model.load_parameters(dev, &ck, "").unwrap();
     let moments = r
         .opt
         .moments()
@@ -58,9 +50,9 @@ fn restore(dev: &Device, path: &std::path::Path) -> Run {
     r.opt
         .restore(moments, ck.meta("optim.steps").unwrap())
         .unwrap();
-    r.h = Some(ck.tensor(dev, "state.h", &[2, B, H]).unwrap());
-    r.c = Some(ck.tensor(dev, "state.c", &[2, B, H]).unwrap());
-    r.rng = Rng::new(ck.meta("rng").unwrap());
+    r.h = Some(Var::new(ck.tensor(dev, "state.h", &[2, B, H]).unwrap()));
+    r.c = Some(Var::new(ck.tensor(dev, "state.c", &[2, B, H]).unwrap()));
+    r.model.rnn.set_dropout_rng_state(ck.meta("rng").unwrap());
     r.step = ck.meta("step").unwrap();
     r
 }

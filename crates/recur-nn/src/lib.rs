@@ -3,21 +3,36 @@
 //! [`Linear`], and the recurrent layers [`Lstm`], [`Gru`] and [`Rnn`] with
 //! PyTorch's semantics, parameter names and layout (a PyTorch `state_dict`
 //! maps onto [`Recurrent::named_parameters`] name for name), plus one-step
-//! cells for streaming. Autograd and the training loop arrive with their issue.
+//! cells for streaming; reverse-mode [`autograd`] over GPU ops with
+//! [`functional`] ops and [`Module`]s ([`Embedding`], [`LayerNorm`],
+//! [`RmsNorm`], [`Dropout`], [`Sequential`]); fused optimizers, clipping,
+//! truncated BPTT ([`tbptt`]) and atomic [`checkpoint`]s.
 
+pub mod autograd;
 mod cell;
 pub mod checkpoint;
+pub mod functional;
 pub mod init;
+mod layers;
 mod linear;
+mod module;
 pub mod optim;
 mod recurrent;
+pub mod tbptt;
 
+pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
+pub use layers::{Dropout, Embedding, LayerNorm, RmsNorm};
 pub use linear::{Linear, LinearConfig};
-pub use optim::{clip_grad_norm, clip_grad_value, Adam, AdamConfig, LrSchedule, Sgd, SgdConfig};
+pub use module::{prefixed, Layer, Module, Sequential};
+pub use optim::{
+    clip_grad_norm, clip_grad_norm_params, clip_grad_value, Adam, AdamConfig, LrSchedule, Sgd,
+    SgdConfig,
+};
 pub use recur_gpu::ops::rnn::Cell;
+pub use recur_gpu::ops::softmax::LossReduction;
 pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
 pub use recurrent::{
     Gru, LayerParams, Lstm, Recurrent, RecurrentConfig, RecurrentGrads, RecurrentOutput,
-    RecurrentTape, Rnn,
+    RecurrentTape, RecurrentVars, Rnn,
 };

@@ -1,7 +1,10 @@
 //! `Linear`: y = x Wᵀ + b, as `torch.nn.Linear`.
 
-use recur_gpu::ops::gemm;
 use recur_gpu::{Device, Error, Result, Rng, Tensor};
+
+use crate::autograd::Var;
+use crate::functional as F;
+use crate::module::{Layer, Module};
 
 /// Configuration of a [`Linear`] layer, mirroring `torch.nn.Linear`.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +55,10 @@ impl LinearConfig {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear {
+            weight: Var::param(weight),
+            bias: bias.map(Var::param),
+        })
     }
 }
 
@@ -61,37 +67,22 @@ impl LinearConfig {
 #[derive(Clone, Debug)]
 pub struct Linear {
     /// (output_size, input_size)
-    pub weight: Tensor,
+    pub weight: Var,
     /// (output_size)
-    pub bias: Option<Tensor>,
+    pub bias: Option<Var>,
 }
 
-impl Linear {
-    /// Applies the layer to `x` of shape (.., input_size).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (out, inp) = (self.weight.shape()[0], self.weight.shape()[1]);
-        let shape = x.shape();
-        match shape.last() {
-            Some(&last) if last == inp => {}
-            _ => {
-                return Err(Error::ShapeMismatch {
-                    op: "Linear::forward",
-                    expected: format!("(.., {inp})"),
-                    got: shape.to_vec(),
-                })
-            }
-        }
-        let rows = shape[..shape.len() - 1].iter().product();
-        let y = gemm::linear(&x.reshape(&[rows, inp])?, &self.weight, self.bias.as_ref())?;
-        let mut out_shape = shape.to_vec();
-        *out_shape.last_mut().expect("rank >= 1 checked above") = out;
-        y.reshape(&out_shape)
-    }
-
-    /// Named parameters as PyTorch names them.
-    pub fn named_parameters(&self) -> Vec<(&'static str, &Tensor)> {
-        let mut v = vec![("weight", &self.weight)];
-        v.extend(self.bias.as_ref().map(|b| ("bias", b)));
+impl Module for Linear {
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut v = vec![("weight".to_string(), self.weight.clone())];
+        v.extend(self.bias.clone().map(|b| ("bias".to_string(), b)));
         v
+    }
+}
+
+impl Layer for Linear {
+    /// Applies the layer to `x` of shape (.., input_size).
+    fn forward(&self, x: &Var) -> Result<Var> {
+        F::linear(x, &self.weight, self.bias.as_ref())
     }
 }

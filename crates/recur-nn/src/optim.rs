@@ -7,7 +7,39 @@
 use recur_gpu::ops::optim::{self, AdamStep, SgdStep};
 use recur_gpu::{Device, Error, Result, Tensor};
 
+use crate::autograd::Var;
+
 pub use recur_gpu::ops::optim::{clip_grad_norm, clip_grad_value, ClipNorm};
+
+/// The gradients of `params`, all of which must have one.
+pub fn grads_of(op: &'static str, params: &[Var]) -> Result<Vec<Tensor>> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            p.grad().ok_or_else(|| Error::InvalidArgument {
+                op,
+                what: format!(
+                    "parameter {i} {:?} has no gradient (call backward first, or leave it \
+                     out of the optimizer)",
+                    p.shape()
+                ),
+            })
+        })
+        .collect()
+}
+
+/// [`clip_grad_norm`] over the gradients of `params`
+/// (`torch.nn.utils.clip_grad_norm_`): the pre-clip norm and the scale to
+/// pass to an optimizer's step, both on the GPU.
+pub fn clip_grad_norm_params(params: &[Var], max_norm: f32) -> Result<ClipNorm> {
+    let grads = grads_of("clip_grad_norm_params", params)?;
+    clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max_norm)
+}
+
+fn values(params: &[Var]) -> Vec<&Tensor> {
+    params.iter().map(Var::value).collect()
+}
 
 /// Checks counts and shapes before any update, so a bad call changes nothing.
 fn check_lists(
@@ -107,6 +139,22 @@ impl Adam {
             t: 0,
             one: Tensor::full(device, &[1], 1.0)?,
         })
+    }
+
+    /// State for the parameters of a module (`Adam(model.parameters())`).
+    pub fn for_params(config: AdamConfig, params: &[Var]) -> Result<Self> {
+        let dev = first_device("Adam::for_params", params)?;
+        Self::new(&dev, config, &values(params))
+    }
+
+    /// One update of every parameter from its accumulated gradient.
+    pub fn step_params(&mut self, params: &[Var], grad_scale: Option<&Tensor>) -> Result<()> {
+        let grads = grads_of("Adam::step_params", params)?;
+        self.step(
+            &values(params),
+            &grads.iter().collect::<Vec<_>>(),
+            grad_scale,
+        )
     }
 
     /// Sets the learning rate of the next steps (for schedules).
@@ -230,6 +278,22 @@ impl Sgd {
         })
     }
 
+    /// State for the parameters of a module.
+    pub fn for_params(config: SgdConfig, params: &[Var]) -> Result<Self> {
+        let dev = first_device("Sgd::for_params", params)?;
+        Self::new(&dev, config, &values(params))
+    }
+
+    /// One update of every parameter from its accumulated gradient.
+    pub fn step_params(&mut self, params: &[Var], grad_scale: Option<&Tensor>) -> Result<()> {
+        let grads = grads_of("Sgd::step_params", params)?;
+        self.step(
+            &values(params),
+            &grads.iter().collect::<Vec<_>>(),
+            grad_scale,
+        )
+    }
+
     /// Sets the learning rate of the next steps.
     pub fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
@@ -259,6 +323,17 @@ impl Sgd {
         }
         Ok(())
     }
+}
+
+fn first_device(op: &'static str, params: &[Var]) -> Result<Device> {
+    params
+        .first()
+        .ok_or(Error::InvalidArgument {
+            op,
+            what: "no parameters".into(),
+        })?
+        .value()
+        .device(op)
 }
 
 /// Learning-rate schedules: the factor applied to the base rate at a step.

@@ -1,15 +1,21 @@
 //! `Lstm`, `Gru` and `Rnn`: multi-layer, optionally bidirectional recurrent
 //! layers with `torch.nn.LSTM/GRU/RNN` semantics, parameter names and shapes.
 //!
-//! Until the autograd tape lands, training uses an explicit pair:
-//! [`Recurrent::forward_train`] returns a [`RecurrentTape`], and
+//! With autograd, [`Recurrent::forward_var`] records the whole sequence
+//! (every layer and direction) as one node. The explicit pair underneath is
+//! public too: [`Recurrent::forward_train`] returns a [`RecurrentTape`], and
 //! [`Recurrent::backward`] turns upstream gradients into gradients for the
 //! input, the initial state and every named parameter.
+
+use std::sync::{Arc, Mutex};
 
 use recur_gpu::ops::elementwise;
 use recur_gpu::ops::layout;
 use recur_gpu::ops::rnn::{self, Cell, RnnCache, RnnWeights};
 use recur_gpu::{Device, Error, Result, Rng, Tensor};
+
+use crate::autograd::{self, Var};
+use crate::module::{Layer, Module, TrainingFlag};
 
 /// Configuration mirroring `torch.nn.LSTM` / `GRU` / `RNN`.
 #[derive(Clone, Copy, Debug)]
@@ -98,7 +104,9 @@ impl RecurrentConfig {
                 h * self.directions()
             };
             for _ in 0..self.directions() {
-                let mut u = |shape: &[usize]| Tensor::rand(device, shape, -k, k, rng);
+                let mut u = |shape: &[usize]| {
+                    Ok::<_, Error>(Var::param(Tensor::rand(device, shape, -k, k, rng)?))
+                };
                 layers.push(LayerParams {
                     w_ih: u(&[gh, input])?,
                     w_hh: u(&[gh, h])?,
@@ -111,6 +119,8 @@ impl RecurrentConfig {
             config: *self,
             layers,
             device: device.clone(),
+            training: TrainingFlag::default(),
+            dropout_rng: Arc::new(Mutex::new(Rng::new(rng.next_u64()))),
         })
     }
 }
@@ -119,33 +129,48 @@ impl RecurrentConfig {
 #[derive(Clone, Debug)]
 pub struct LayerParams {
     /// `weight_ih_l{k}[_reverse]`: (G·H, input).
-    pub w_ih: Tensor,
+    pub w_ih: Var,
     /// `weight_hh_l{k}[_reverse]`: (G·H, H).
-    pub w_hh: Tensor,
+    pub w_hh: Var,
     /// `bias_ih_l{k}[_reverse]`: (G·H).
-    pub b_ih: Option<Tensor>,
+    pub b_ih: Option<Var>,
     /// `bias_hh_l{k}[_reverse]`: (G·H).
-    pub b_hh: Option<Tensor>,
+    pub b_hh: Option<Var>,
 }
 
 impl LayerParams {
     fn weights(&self) -> RnnWeights<'_> {
         RnnWeights {
-            w_ih: &self.w_ih,
-            w_hh: &self.w_hh,
-            b_ih: self.b_ih.as_ref(),
-            b_hh: self.b_hh.as_ref(),
+            w_ih: self.w_ih.value(),
+            w_hh: self.w_hh.value(),
+            b_ih: self.b_ih.as_ref().map(Var::value),
+            b_hh: self.b_hh.as_ref().map(Var::value),
         }
     }
 }
 
-/// A multi-layer recurrent network (LSTM, GRU or Elman RNN).
+/// A multi-layer recurrent network (LSTM, GRU or Elman RNN). Clones share
+/// parameters, training mode and the dropout stream.
 #[derive(Clone, Debug)]
 pub struct Recurrent {
     config: RecurrentConfig,
     /// Index `layer * directions + direction`.
     layers: Vec<LayerParams>,
     device: Device,
+    training: TrainingFlag,
+    /// Draws the between-layer dropout masks of [`Recurrent::forward_var`].
+    dropout_rng: Arc<Mutex<Rng>>,
+}
+
+/// [`Recurrent::forward_var`]'s results, in the graph.
+#[derive(Clone, Debug)]
+pub struct RecurrentVars {
+    /// (T, B, D·H), or (B, T, D·H) with `batch_first`.
+    pub output: Var,
+    /// (L·D, B, H)
+    pub h_n: Var,
+    /// (L·D, B, H), LSTM only.
+    pub c_n: Option<Var>,
 }
 
 /// `torch.nn.LSTM` is a [`Recurrent`] built with [`RecurrentConfig::lstm`].
@@ -198,70 +223,125 @@ impl Recurrent {
         format!("l{l}{}", if d == 1 { "_reverse" } else { "" })
     }
 
-    /// Parameters with PyTorch's names (`weight_ih_l0`, `bias_hh_l1_reverse`, ...)
-    /// in PyTorch's order.
-    pub fn named_parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut out = Vec::new();
-        for (idx, p) in self.layers.iter().enumerate() {
-            let s = self.suffix(
-                idx / self.config.directions(),
-                idx % self.config.directions(),
-            );
-            out.push((format!("weight_ih_{s}"), &p.w_ih));
-            out.push((format!("weight_hh_{s}"), &p.w_hh));
-            if let (Some(bi), Some(bh)) = (&p.b_ih, &p.b_hh) {
-                out.push((format!("bias_ih_{s}"), bi));
-                out.push((format!("bias_hh_{s}"), bh));
-            }
+    /// Overwrites the parameter called `name` (PyTorch naming) with
+    /// `value`, which must have the same shape (in place: optimizers keep
+    /// working on it).
+    pub fn set_parameter(&self, name: &str, value: &Tensor) -> Result<()> {
+        match self.named_parameters().into_iter().find(|(n, _)| n == name) {
+            Some((_, p)) => p.assign(value).map_err(|_| Error::ShapeMismatch {
+                op: "Recurrent::set_parameter",
+                expected: format!("{name} of shape {:?}", p.shape()),
+                got: value.shape().to_vec(),
+            }),
+            None => Err(Error::InvalidArgument {
+                op: "Recurrent::set_parameter",
+                what: format!("no parameter named {name:?}"),
+            }),
         }
-        out
     }
 
-    /// Replaces the parameter called `name` (PyTorch naming) with `value`,
-    /// which must have the same shape.
-    pub fn set_parameter(&mut self, name: &str, value: Tensor) -> Result<()> {
-        let d = self.config.directions();
-        for idx in 0..self.layers.len() {
-            let s = self.suffix(idx / d, idx % d);
-            let p = &mut self.layers[idx];
-            let slot = if name == format!("weight_ih_{s}") {
-                Some(&mut p.w_ih)
-            } else if name == format!("weight_hh_{s}") {
-                Some(&mut p.w_hh)
-            } else if name == format!("bias_ih_{s}") {
-                p.b_ih.as_mut()
-            } else if name == format!("bias_hh_{s}") {
-                p.b_hh.as_mut()
-            } else {
-                None
-            };
-            if let Some(slot) = slot {
-                if slot.shape() != value.shape() {
-                    return Err(Error::ShapeMismatch {
-                        op: "Recurrent::set_parameter",
-                        expected: format!("{name} of shape {:?}", slot.shape()),
-                        got: value.shape().to_vec(),
-                    });
-                }
-                *slot = value;
-                return Ok(());
-            }
-        }
-        Err(Error::InvalidArgument {
-            op: "Recurrent::set_parameter",
-            what: format!("no parameter named {name:?}"),
-        })
-    }
-
-    /// Replaces every W_hh with an orthogonal matrix (`torch.nn.init.orthogonal_`),
+    /// Overwrites every W_hh with an orthogonal matrix (`torch.nn.init.orthogonal_`),
     /// the initialisation of Saxe et al. (2014) for recurrent weights.
-    pub fn init_orthogonal_hh(&mut self, rng: &mut Rng) -> Result<()> {
-        for p in &mut self.layers {
+    pub fn init_orthogonal_hh(&self, rng: &mut Rng) -> Result<()> {
+        for p in &self.layers {
             let (rows, cols) = (p.w_hh.shape()[0], p.w_hh.shape()[1]);
             let data = crate::init::orthogonal(rows, cols, 1.0, rng);
-            p.w_hh = Tensor::from_slice(&self.device, &data, &[rows, cols])?;
+            p.w_hh
+                .assign(&Tensor::from_slice(&self.device, &data, &[rows, cols])?)?;
         }
         Ok(())
+    }
+
+    /// The state of the stream that draws dropout masks, for checkpoints.
+    pub fn dropout_rng_state(&self) -> u64 {
+        self.dropout_rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state()
+    }
+
+    /// Restores [`Recurrent::dropout_rng_state`].
+    pub fn set_dropout_rng_state(&self, state: u64) {
+        *self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner()) = Rng::new(state);
+    }
+
+    /// Forward in the autograd graph: the whole sequence, all layers and
+    /// directions, is one node whose backward is [`Recurrent::backward`].
+    /// In training mode (the default; see [`Module::set_training`]) dropout
+    /// applies between layers. `h0`/`c0` are (L·D, B, H); zeros when absent.
+    pub fn forward_var(
+        &self,
+        x: &Var,
+        h0: Option<&Var>,
+        c0: Option<&Var>,
+    ) -> Result<RecurrentVars> {
+        let lstm = self.config.cell == Cell::Lstm;
+        if c0.is_some() && !lstm {
+            return Err(Error::InvalidArgument {
+                op: "Recurrent::forward_var",
+                what: "c0 is for LSTM only".into(),
+            });
+        }
+        let params = self.parameters();
+        let mut inputs: Vec<&Var> = vec![x];
+        inputs.extend(h0);
+        inputs.extend(c0);
+        inputs.extend(params.iter());
+        let record = autograd::is_grad_enabled() && inputs.iter().any(|v| v.requires_grad());
+        let dropout = self.training.get() && self.config.dropout > 0.0;
+        let (out, tape) = {
+            let mut rng = self.dropout_rng.lock().unwrap_or_else(|e| e.into_inner());
+            self.run(
+                x.value(),
+                h0.map(Var::value),
+                c0.map(Var::value),
+                record,
+                dropout.then_some(&mut *rng),
+            )?
+        };
+        let mut outputs = vec![out.output, out.h_n];
+        outputs.extend(out.c_n);
+        let this = self.clone();
+        let (has_h0, has_c0) = (h0.is_some(), c0.is_some());
+        let out_shape = outputs[0].shape().to_vec();
+        let vars = autograd::record("recurrent", &inputs, outputs, move |g, _| {
+            let tape = tape.as_ref().ok_or(Error::InvalidArgument {
+                op: "Recurrent::forward_var",
+                what: "no tape was kept".into(),
+            })?;
+            let d_out = match &g[0] {
+                Some(d) => d.clone(),
+                None => Tensor::zeros(&this.device, &out_shape)?,
+            };
+            let r = this.backward(
+                tape,
+                &d_out,
+                g[1].as_ref(),
+                g.get(2).and_then(Option::as_ref),
+            )?;
+            let mut v = vec![Some(r.dx)];
+            if has_h0 {
+                v.push(Some(r.dh0));
+            }
+            if has_c0 {
+                v.push(r.dc0);
+            }
+            v.extend(r.params.into_iter().map(|(_, t)| Some(t)));
+            Ok(v)
+        });
+        let mut it = vars.into_iter();
+        let (output, h_n) = (it.next(), it.next());
+        match (output, h_n) {
+            (Some(output), Some(h_n)) => Ok(RecurrentVars {
+                output,
+                h_n,
+                c_n: it.next(),
+            }),
+            _ => Err(Error::InvalidArgument {
+                op: "Recurrent::forward_var",
+                what: "missing outputs".into(),
+            }),
+        }
     }
 
     fn check_input(&self, x: &Tensor) -> Result<(usize, usize)> {
@@ -305,7 +385,7 @@ impl Recurrent {
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
     ) -> Result<RecurrentOutput> {
-        self.run(x, h0, c0, None).map(|(o, _)| o)
+        self.run(x, h0, c0, false, None).map(|(o, _)| o)
     }
 
     /// Training forward: applies dropout between layers (drawing masks from
@@ -317,8 +397,12 @@ impl Recurrent {
         c0: Option<&Tensor>,
         rng: &mut Rng,
     ) -> Result<(RecurrentOutput, RecurrentTape)> {
-        let (o, tape) = self.run(x, h0, c0, Some(rng))?;
-        Ok((o, tape.expect("training run keeps a tape")))
+        let (o, tape) = self.run(x, h0, c0, true, Some(rng))?;
+        let tape = tape.ok_or(Error::InvalidArgument {
+            op: "Recurrent::forward_train",
+            what: "no tape was kept".into(),
+        })?;
+        Ok((o, tape))
     }
 
     fn run(
@@ -326,6 +410,7 @@ impl Recurrent {
         x: &Tensor,
         h0: Option<&Tensor>,
         c0: Option<&Tensor>,
+        train: bool,
         mut rng: Option<&mut Rng>,
     ) -> Result<(RecurrentOutput, Option<RecurrentTape>)> {
         let c = self.config;
@@ -336,7 +421,6 @@ impl Recurrent {
                 self.check_state(name, s, b)?;
             }
         }
-        let train = rng.is_some();
         let state = |s: Option<&Tensor>, idx: usize| -> Result<Option<Tensor>> {
             s.map(|s| layout::slice(s, 0, idx, 1)?.reshape(&[b, c.hidden_size]))
                 .transpose()
@@ -522,5 +606,37 @@ impl Recurrent {
             dc0: if lstm { Some(cat(dc0)?) } else { None },
             params,
         })
+    }
+}
+
+impl Module for Recurrent {
+    /// PyTorch's names (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) in PyTorch's order.
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut out = Vec::new();
+        for (idx, p) in self.layers.iter().enumerate() {
+            let s = self.suffix(
+                idx / self.config.directions(),
+                idx % self.config.directions(),
+            );
+            out.push((format!("weight_ih_{s}"), p.w_ih.clone()));
+            out.push((format!("weight_hh_{s}"), p.w_hh.clone()));
+            if let (Some(bi), Some(bh)) = (&p.b_ih, &p.b_hh) {
+                out.push((format!("bias_ih_{s}"), bi.clone()));
+                out.push((format!("bias_hh_{s}"), bh.clone()));
+            }
+        }
+        out
+    }
+
+    fn set_training(&self, training: bool) {
+        self.training.set(training);
+    }
+}
+
+impl Layer for Recurrent {
+    /// The output sequence from a zero initial state (the final states are
+    /// dropped; use [`Recurrent::forward_var`] for them).
+    fn forward(&self, x: &Var) -> Result<Var> {
+        Ok(self.forward_var(x, None, None)?.output)
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 use recur_gpu::reference::{rnn_forward as ref_forward, RnnDims, RnnParams};
 use recur_nn::{
-    Cell, Device, Error, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
+    Cell, Device, Error, Module, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
 };
 
 use common::device;
@@ -37,15 +37,21 @@ fn stepping_a_cell_reproduces_the_sequence_layer() {
         let p = layer.named_parameters();
         let step_cell = RecurrentCell::from_parameters(
             cell,
-            p[0].1.clone(),
-            p[1].1.clone(),
-            Some(p[2].1.clone()),
-            Some(p[3].1.clone()),
+            p[0].1.value().clone(),
+            p[1].1.value().clone(),
+            Some(p[2].1.value().clone()),
+            Some(p[3].1.value().clone()),
         )
         .unwrap();
         assert!(
-            RecurrentCell::from_parameters(cell, p[1].1.clone(), p[0].1.clone(), None, None)
-                .is_err()
+            RecurrentCell::from_parameters(
+                cell,
+                p[1].1.value().clone(),
+                p[0].1.value().clone(),
+                None,
+                None
+            )
+            .is_err()
                 || i == h
         );
         let mut state: Option<RecurrentCellState> = None;
@@ -179,7 +185,7 @@ fn dropout_applies_between_layers_only_in_training() {
 fn pytorch_initialisation_and_orthogonal_recurrent_weights() {
     let Some(dev) = device() else { return };
     let mut rng = Rng::new(4);
-    let mut lstm = RecurrentConfig {
+    let lstm = RecurrentConfig {
         num_layers: 2,
         bidirectional: true,
         ..RecurrentConfig::lstm(6, 10)
@@ -270,13 +276,13 @@ fn bad_input_is_a_typed_error_naming_the_layer() {
         lstm.forward(&ids, None, None),
         Err(Error::DType { .. })
     ));
-    let mut l2 = lstm.clone();
+    let l2 = lstm.clone();
     assert!(matches!(
-        l2.set_parameter("weight_ih_l7", z(&[24, 4])),
+        l2.set_parameter("weight_ih_l7", &z(&[24, 4])),
         Err(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
-        l2.set_parameter("weight_ih_l0", z(&[24, 5])),
+        l2.set_parameter("weight_ih_l0", &z(&[24, 5])),
         Err(Error::ShapeMismatch { .. })
     ));
     let (_, tape) = RecurrentConfig::lstm(4, 6)

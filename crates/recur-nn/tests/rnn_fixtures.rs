@@ -5,7 +5,7 @@
 mod common;
 use std::path::PathBuf;
 
-use recur_nn::{Cell, Device, RecurrentConfig, Rng, Tensor};
+use recur_nn::{Cell, Device, Module, RecurrentConfig, Rng, Tensor};
 use safetensors::SafeTensors;
 
 use common::device;
@@ -105,7 +105,7 @@ fn rnn_layers_match_pytorch_forward_and_gradients() {
             batch_first,
             ..RecurrentConfig::new(cell, 7, 19)
         };
-        let mut model = config.init(&dev, &mut Rng::new(0)).unwrap();
+        let model = config.init(&dev, &mut Rng::new(0)).unwrap();
         let names: Vec<String> = model
             .named_parameters()
             .into_iter()
@@ -115,7 +115,7 @@ fn rnn_layers_match_pytorch_forward_and_gradients() {
             let t = f
                 .tensor(&dev, &format!("param.{name}"))
                 .unwrap_or_else(|| panic!("{stem}: no {name}"));
-            model.set_parameter(name, t).unwrap();
+            model.set_parameter(name, &t).unwrap();
         }
         let x = f.tensor(&dev, "x").unwrap();
         let h0 = state.then(|| f.tensor(&dev, "h0").unwrap());
