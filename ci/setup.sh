@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian/Ubuntu machine needs to build and run recur: a
-# Vulkan (and EGL/GL) driver, a C linker, curl, and Rust with rustfmt and
-# clippy. Idempotent; sourced by ci/test.sh and ci/main.sh.
+# Vulkan (and EGL/GL) driver, a C linker, curl, a TrueType font for the
+# examples' loss plots, and Rust with rustfmt and clippy. Idempotent; sourced by ci/test.sh and ci/main.sh.
 set -euo pipefail
 
 SUDO=""
@@ -12,6 +12,7 @@ bash "$(dirname "${BASH_SOURCE[0]}")/install-vulkan.sh"
 missing=()
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 command -v curl >/dev/null 2>&1 || missing+=(curl ca-certificates)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -8,20 +8,29 @@
 //! ```
 //!
 //! The bundled corpus is recur's own source code (embedded at build time).
-//! Until the autograd tape lands, the backward is written out by hand:
-//! cross-entropy → linear → recurrent layers → embedding.
+//! The model is a [`Module`]; its forward records on the autograd tape, and
+//! each update of the truncated-BPTT plan (`--k1`, `--k2`) runs backward,
+//! clipping and AdamW in one GPU submission, read back once for the log.
+//! The loss curve is written as PNG and SVG (`--plot`).
 
+use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use recur::gpu::ops::{embedding, gemm, reduce, softmax};
 use recur::gpu::Device;
 use recur::nn::checkpoint::{self, Checkpoint};
+use recur::nn::tbptt::{Chunk, Tbptt};
 use recur::nn::{
-    clip_grad_norm, Adam, AdamConfig, Cell, LrSchedule, Recurrent, RecurrentConfig, Rng, Tensor,
+    clip_grad_norm_params, functional as F, no_grad, prefixed, Adam, AdamConfig, Cell, Embedding,
+    Layer, Linear, LinearConfig, LossReduction, LrSchedule, Module, Recurrent, RecurrentConfig,
+    Rng, Tensor, Var,
 };
+
+#[path = "support/plot.rs"]
+mod plot;
 
 /// recur's own sources: text the project owns.
 const BUNDLED: &[&str] = &[
@@ -32,6 +41,7 @@ const BUNDLED: &[&str] = &[
     include_str!("../crates/recur-gpu/src/ops/rnn/mod.rs"),
     include_str!("../crates/recur-gpu/src/ops/rnn/backward.rs"),
     include_str!("../crates/recur-nn/src/recurrent.rs"),
+    include_str!("../crates/recur-nn/src/autograd.rs"),
     include_str!("../shaders/rnn.wgsl"),
     include_str!("../shaders/gemm.wgsl"),
     include_str!("../README.md"),
@@ -42,25 +52,34 @@ const BUNDLED: &[&str] = &[
 struct Args {
     /// UTF-8 text to train on (default: recur's own sources).
     #[arg(long)]
-    data: Option<std::path::PathBuf>,
+    data: Option<PathBuf>,
     /// Recurrent cell: lstm, gru or rnn.
     #[arg(long, default_value = "lstm")]
     model: String,
-    /// Optimizer steps.
+    /// Optimizer steps (truncated-BPTT updates).
     #[arg(long, default_value_t = 300)]
     steps: u64,
     /// Hidden size of each recurrent layer.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     hidden: usize,
+    /// Recurrent layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
     /// Embedding width.
     #[arg(long, default_value_t = 64)]
     embed: usize,
     /// Parallel streams (batch).
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     batch: usize,
-    /// Truncated-BPTT window: steps backpropagated per update (k1 = k2).
+    /// TBPTT k1: new characters per stream per update.
     #[arg(long, default_value_t = 64)]
-    bptt: usize,
+    k1: usize,
+    /// TBPTT k2: steps each update backpropagates through (default k1).
+    #[arg(long)]
+    k2: Option<usize>,
+    /// Dropout between the recurrent layers.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
     /// Peak learning rate (AdamW, linear warm-up then cosine decay).
     #[arg(long, default_value_t = 3e-3)]
     lr: f32,
@@ -79,9 +98,12 @@ struct Args {
     /// Seed of every random choice.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Loss curve: writes STEM.png and STEM.svg at every validation.
+    #[arg(long, default_value = "char_lm_loss")]
+    plot: PathBuf,
     /// Write a checkpoint (safetensors, atomic) here every `--checkpoint-every` steps.
     #[arg(long)]
-    checkpoint: Option<std::path::PathBuf>,
+    checkpoint: Option<PathBuf>,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     checkpoint_every: u64,
@@ -94,134 +116,73 @@ struct Args {
     stop_at: Option<u64>,
 }
 
-/// The recurrent state carried between windows: h_n and, for LSTM, c_n.
-type State = (Option<Tensor>, Option<Tensor>);
-
+/// embedding → recurrent layers → linear, named as the PyTorch module with
+/// submodules `embedding`, `rnn` and `out` would be.
 struct Model {
-    table: Tensor,  // (V, E)
-    rnn: Recurrent, // E -> H, 2 layers
-    w_out: Tensor,  // (V, H)
-    b_out: Tensor,  // (V)
+    embedding: Embedding,
+    rnn: Recurrent,
+    out: Linear,
 }
 
-impl Model {
-    /// Parameters with the names PyTorch gives a module with submodules
-    /// `embedding`, `rnn` and `out`.
-    fn named(&self) -> Vec<(String, &Tensor)> {
-        let mut v = vec![("embedding.weight".to_string(), &self.table)];
-        v.extend(
-            self.rnn
-                .named_parameters()
-                .into_iter()
-                .map(|(n, t)| (format!("rnn.{n}"), t)),
-        );
-        v.push(("out.weight".into(), &self.w_out));
-        v.push(("out.bias".into(), &self.b_out));
+impl Module for Model {
+    fn named_parameters(&self) -> Vec<(String, Var)> {
+        let mut v = prefixed("embedding", &self.embedding);
+        v.extend(prefixed("rnn", &self.rnn));
+        v.extend(prefixed("out", &self.out));
         v
     }
 
-    fn params(&self) -> Vec<&Tensor> {
-        self.named().into_iter().map(|(_, t)| t).collect()
+    fn set_training(&self, training: bool) {
+        self.rnn.set_training(training);
+    }
+}
+
+impl Model {
+    /// Recurrent outputs (T, B, H) for time-major `ids` (T, B) from `state`
+    /// ([h] or [h, c]; empty for zeros), and the state after the last step.
+    fn run(&self, ids: &Tensor, state: &[Var]) -> Result<(Var, Vec<Var>)> {
+        let x = self.embedding.forward(ids)?;
+        let o = self.rnn.forward_var(&x, state.first(), state.get(1))?;
+        let mut next = vec![o.h_n];
+        next.extend(o.c_n);
+        Ok((o.output, next))
     }
 
-    fn load(&mut self, dev: &Device, ck: &Checkpoint) -> Result<()> {
-        let shapes: Vec<(String, Vec<usize>)> = self
-            .named()
-            .into_iter()
-            .map(|(n, t)| (n, t.shape().to_vec()))
-            .collect();
-        for (name, shape) in shapes {
-            let t = ck.tensor(dev, &name, &shape)?;
-            match name.as_str() {
-                "embedding.weight" => self.table = t,
-                "out.weight" => self.w_out = t,
-                "out.bias" => self.b_out = t,
-                rnn => self.rnn.set_parameter(rnn.trim_start_matches("rnn."), t)?,
-            }
+    /// Summed cross-entropy of the outputs at steps `rows` of `out` (T, B, H)
+    /// against next-character targets (T·B, time-major).
+    fn loss_sum(&self, out: &Var, rows: Range<usize>, targets: &[u32]) -> Result<Var> {
+        let (b, h) = (out.shape()[1], out.shape()[2]);
+        let n = rows.len() * b;
+        let dev = out.value().device("char_lm")?;
+        let o = F::reshape(&F::slice(out, 0, rows.start, rows.len())?, &[n, h])?;
+        let tg = Tensor::from_slice_u32(&dev, &targets[rows.start * b..rows.end * b], &[n])?;
+        Ok(F::cross_entropy(
+            &self.out.forward(&o)?,
+            &tg,
+            None,
+            LossReduction::Sum,
+        )?)
+    }
+}
+
+/// Time-major ids and next-character targets of steps `range` in each of
+/// the `batch` streams of length `per_stream`.
+fn window_ids(
+    data: &[u32],
+    batch: usize,
+    per_stream: usize,
+    range: Range<usize>,
+) -> (Vec<u32>, Vec<u32>) {
+    let mut ids = Vec::with_capacity(range.len() * batch);
+    let mut tg = Vec::with_capacity(range.len() * batch);
+    for s in range {
+        for b in 0..batch {
+            let i = b * per_stream + s;
+            ids.push(data[i]);
+            tg.push(data[i + 1]);
         }
-        Ok(())
     }
-}
-
-/// Everything needed to continue exactly where a run stopped.
-struct Progress<'a> {
-    step: u64,
-    pos: usize,
-    tokens: usize,
-    rng: &'a Rng,
-    state: &'a State,
-}
-
-fn save_checkpoint(
-    path: &std::path::Path,
-    m: &Model,
-    opt: &Adam,
-    vocab: &[char],
-    p: Progress,
-) -> Result<()> {
-    let mut tensors = m.named();
-    for (i, (mm, vv)) in opt.moments().iter().enumerate() {
-        tensors.push((format!("optim.m.{i}"), mm));
-        tensors.push((format!("optim.v.{i}"), vv));
-    }
-    if let Some(h) = &p.state.0 {
-        tensors.push(("state.h".into(), h));
-    }
-    if let Some(c) = &p.state.1 {
-        tensors.push(("state.c".into(), c));
-    }
-    let meta = std::collections::HashMap::from([
-        ("step".to_string(), p.step.to_string()),
-        ("pos".to_string(), p.pos.to_string()),
-        ("tokens".to_string(), p.tokens.to_string()),
-        ("rng".to_string(), p.rng.state().to_string()),
-        ("optim.steps".to_string(), opt.steps().to_string()),
-        ("vocab".to_string(), vocab.iter().collect::<String>()),
-    ]);
-    checkpoint::save(path, &tensors, &meta)?;
-    Ok(())
-}
-
-/// Forward and backward over one window; returns the loss tensor, the final
-/// state (carried to the next window without backpropagation) and the
-/// gradients in `Model::params` order.
-fn train_window(
-    m: &Model,
-    dev: &Device,
-    ids: &Tensor,
-    targets: &Tensor,
-    state: State,
-    rng: &mut Rng,
-) -> Result<(Tensor, State, Vec<Tensor>)> {
-    let (t, b) = (ids.shape()[0], ids.shape()[1]);
-    let x = embedding::embedding(&m.table, ids)?; // (T, B, E)
-    let (out, tape) = m
-        .rnn
-        .forward_train(&x, state.0.as_ref(), state.1.as_ref(), rng)?;
-    let h = m.rnn.config().hidden_size;
-    let hs = out.output.reshape(&[t * b, h])?;
-    let logits = gemm::linear(&hs, &m.w_out, Some(&m.b_out))?; // (T·B, V)
-    let ce = softmax::cross_entropy(
-        &logits,
-        &targets.reshape(&[t * b])?,
-        None,
-        Default::default(),
-    )?;
-    // Linear backward: dW = dYᵀ X, db = Σ dY, dX = dY W.
-    let d_w = gemm::Gemm {
-        trans_a: true,
-        ..Default::default()
-    }
-    .run(&ce.grad, &hs, None)?;
-    let d_b = reduce::sum(&ce.grad, 0)?;
-    let d_hs = gemm::matmul(&ce.grad, &m.w_out)?.reshape(&[t, b, h])?;
-    let g = m.rnn.backward(&tape, &d_hs, None, None)?;
-    let d_table = Tensor::zeros(dev, m.table.shape())?;
-    embedding::embedding_backward_into(&d_table, ids, &g.dx)?;
-    let mut grads = vec![d_table];
-    grads.extend(g.params.into_iter().map(|(_, t)| t));
-    grads.extend([d_w, d_b]);
-    Ok((ce.loss, (Some(out.h_n), out.c_n), grads))
+    (ids, tg)
 }
 
 /// Mean cross-entropy (nats/char) over `data`, in windows, without gradients.
@@ -230,50 +191,22 @@ fn evaluate(m: &Model, dev: &Device, data: &[u32], batch: usize, window: usize) 
     if per_stream < 2 {
         bail!("validation text too short for {batch} streams");
     }
+    let _g = no_grad();
+    m.set_training(false);
     let (mut total, mut count) = (0.0f64, 0usize);
-    let (mut h, mut c) = (None, None);
+    let mut state = Vec::new();
     let mut pos = 0;
     while pos + 1 < per_stream {
         let t = window.min(per_stream - 1 - pos);
-        let (ids, tg) = window_ids(data, batch, per_stream, pos, t);
-        let ids = Tensor::from_slice_u32(dev, &ids, &[t, batch])?;
-        let tg = Tensor::from_slice_u32(dev, &tg, &[t * batch])?;
-        let x = embedding::embedding(&m.table, &ids)?;
-        let out = m.rnn.forward(&x, h.as_ref(), c.as_ref())?;
-        let logits = gemm::linear(
-            &out.output
-                .reshape(&[t * batch, m.rnn.config().hidden_size])?,
-            &m.w_out,
-            Some(&m.b_out),
-        )?;
-        let ce = softmax::cross_entropy(&logits, &tg, None, Default::default())?;
-        total += ce.loss.item()? as f64 * (t * batch) as f64;
+        let (ids, tg) = window_ids(data, batch, per_stream, pos..pos + t);
+        let (out, next) = m.run(&Tensor::from_slice_u32(dev, &ids, &[t, batch])?, &state)?;
+        total += m.loss_sum(&out, 0..t, &tg)?.item()? as f64;
         count += t * batch;
-        (h, c) = (Some(out.h_n), out.c_n);
+        state = next;
         pos += t;
     }
+    m.set_training(true);
     Ok((total / count as f64) as f32)
-}
-
-/// Time-major ids and next-character targets of a window starting at `pos`
-/// in each of the `batch` streams of length `per_stream`.
-fn window_ids(
-    data: &[u32],
-    batch: usize,
-    per_stream: usize,
-    pos: usize,
-    t: usize,
-) -> (Vec<u32>, Vec<u32>) {
-    let mut ids = Vec::with_capacity(t * batch);
-    let mut tg = Vec::with_capacity(t * batch);
-    for s in 0..t {
-        for b in 0..batch {
-            let i = b * per_stream + pos + s;
-            ids.push(data[i]);
-            tg.push(data[i + 1]);
-        }
-    }
-    (ids, tg)
 }
 
 fn sample(
@@ -285,20 +218,16 @@ fn sample(
     temperature: f32,
     rng: &mut Rng,
 ) -> Result<String> {
+    let _g = no_grad();
+    m.set_training(false);
     let mut out = String::new();
-    let (mut h, mut c) = (None, None);
+    let mut state = Vec::new();
     let mut cur = prompt;
     for _ in 0..n {
-        let ids = Tensor::from_slice_u32(dev, &[cur], &[1, 1])?;
-        let x = embedding::embedding(&m.table, &ids)?;
-        let o = m.rnn.forward(&x, h.as_ref(), c.as_ref())?;
-        let logits = gemm::linear(
-            &o.output.reshape(&[1, m.rnn.config().hidden_size])?,
-            &m.w_out,
-            Some(&m.b_out),
-        )?;
-        let scaled = recur::gpu::ops::elementwise::scale(&logits, 1.0 / temperature.max(1e-3))?;
-        let p = softmax::softmax(&scaled)?.to_vec()?; // one readback per sampled character
+        let (o, next) = m.run(&Tensor::from_slice_u32(dev, &[cur], &[1, 1])?, &state)?;
+        let logits = m.out.forward(&F::reshape(&o, &[1, o.shape()[2]])?)?;
+        let scaled = F::scale(&logits, 1.0 / temperature.max(1e-3))?;
+        let p = recur::gpu::ops::softmax::softmax(scaled.value())?.to_vec()?; // one readback per character
         let u = rng.next_f32();
         let mut acc = 0.0;
         cur = (p.len() - 1) as u32;
@@ -310,9 +239,109 @@ fn sample(
             }
         }
         out.push(vocab[cur as usize]);
-        (h, c) = (Some(o.h_n), o.c_n);
+        state = next;
     }
     Ok(out)
+}
+
+/// Loss history, kept in checkpoints as "step,value" pairs.
+#[derive(Default)]
+struct History {
+    train: Vec<(f64, f64)>,
+    val: Vec<(f64, f64)>,
+}
+
+impl History {
+    fn encode(points: &[(f64, f64)]) -> String {
+        points
+            .iter()
+            .map(|(x, y)| format!("{x},{y}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn decode(s: &str) -> Vec<(f64, f64)> {
+        s.split_whitespace()
+            .filter_map(|p| {
+                let (x, y) = p.split_once(',')?;
+                Some((x.parse().ok()?, y.parse().ok()?))
+            })
+            .collect()
+    }
+
+    fn plot(&self, stem: &std::path::Path, title: &str) {
+        // Smooth the per-step training loss over 20 steps for legibility.
+        let smooth: Vec<(f64, f64)> = self
+            .train
+            .iter()
+            .enumerate()
+            .map(|(i, &(x, _))| {
+                let w = &self.train[i.saturating_sub(19)..=i];
+                (x, w.iter().map(|p| p.1).sum::<f64>() / w.len() as f64)
+            })
+            .collect();
+        let series = [
+            plot::Series {
+                name: "train (20-step mean)",
+                points: &smooth,
+                color: plotters::style::RGBColor(31, 119, 180),
+            },
+            plot::Series {
+                name: "validation",
+                points: &self.val,
+                color: plotters::style::RGBColor(214, 39, 40),
+            },
+        ];
+        if let Err(e) = plot::loss_curves(stem, title, "nats / char", &series) {
+            eprintln!("loss curve not written: {e:#}");
+        }
+    }
+}
+
+/// Everything needed to continue exactly where a run stopped.
+struct Progress<'a> {
+    step: u64,
+    tokens: usize,
+    rng: &'a Rng,
+    state: &'a [Var],
+    history: &'a History,
+}
+
+fn save_checkpoint(
+    path: &std::path::Path,
+    m: &Model,
+    opt: &Adam,
+    vocab: &[char],
+    p: Progress,
+) -> Result<()> {
+    let params = m.named_parameters();
+    let mut tensors: Vec<(String, &Tensor)> =
+        params.iter().map(|(n, v)| (n.clone(), v.value())).collect();
+    for (i, (mm, vv)) in opt.moments().iter().enumerate() {
+        tensors.push((format!("optim.m.{i}"), mm));
+        tensors.push((format!("optim.v.{i}"), vv));
+    }
+    for (name, s) in ["state.h", "state.c"].iter().zip(p.state) {
+        tensors.push((name.to_string(), s.value()));
+    }
+    let meta = std::collections::HashMap::from([
+        ("step".to_string(), p.step.to_string()),
+        ("tokens".to_string(), p.tokens.to_string()),
+        ("rng".to_string(), p.rng.state().to_string()),
+        (
+            "dropout_rng".to_string(),
+            m.rnn.dropout_rng_state().to_string(),
+        ),
+        ("optim.steps".to_string(), opt.steps().to_string()),
+        ("vocab".to_string(), vocab.iter().collect::<String>()),
+        (
+            "history.train".to_string(),
+            History::encode(&p.history.train),
+        ),
+        ("history.val".to_string(), History::encode(&p.history.val)),
+    ]);
+    checkpoint::save(path, &tensors, &meta)?;
+    Ok(())
 }
 
 fn main() -> Result<()> {
@@ -330,15 +359,17 @@ fn main() -> Result<()> {
     let data: Vec<u32> = text.chars().map(index).collect();
     let split = data.len() * 9 / 10;
     let (train, val) = data.split_at(split);
-    let per_stream = train.len() / args.batch;
-    if per_stream <= args.bptt + 1 {
+    let tbptt = Tbptt::new(args.k1, args.k2.unwrap_or(args.k1))?;
+    let per_stream = train.len() / args.batch.max(1);
+    if per_stream <= tbptt.k1.max(tbptt.k2) + 1 {
         bail!(
             "{} characters are too few for {} streams of {} steps",
             train.len(),
             args.batch,
-            args.bptt
+            tbptt.k1.max(tbptt.k2)
         );
     }
+    let plan = tbptt.plan(per_stream - 1);
     let cell = match args.model.as_str() {
         "lstm" => Cell::Lstm,
         "gru" => Cell::Gru,
@@ -360,21 +391,30 @@ fn main() -> Result<()> {
     );
     let mut rng = Rng::new(args.seed);
     let v = vocab.len();
-    let k = 1.0 / (args.hidden as f32).sqrt();
     let model = Model {
-        table: Tensor::randn(&dev, &[v, args.embed], 0.0, 1.0, &mut rng)?,
+        embedding: Embedding::new(&dev, v, args.embed, &mut rng)?,
         rnn: RecurrentConfig {
-            num_layers: 2,
+            num_layers: args.layers,
+            dropout: args.dropout,
             ..RecurrentConfig::new(cell, args.embed, args.hidden)
         }
         .init(&dev, &mut rng)?,
-        w_out: Tensor::rand(&dev, &[v, args.hidden], -k, k, &mut rng)?,
-        b_out: Tensor::rand(&dev, &[v], -k, k, &mut rng)?,
+        out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
     };
-    let mut model = model;
-    let mut opt = Adam::new(&dev, AdamConfig::adamw(args.lr), &model.params())?;
-    let (mut first_step, mut state, mut pos, mut tokens): (u64, State, usize, usize) =
-        (0, (None, None), 0, 0);
+    println!(
+        "model: {:?} {}x{} ({} parameters), TBPTT(k1={}, k2={}), {} updates per pass",
+        cell,
+        args.layers,
+        args.hidden,
+        model.num_parameters(),
+        tbptt.k1,
+        tbptt.k2,
+        plan.len()
+    );
+    let params = model.parameters();
+    let mut opt = Adam::for_params(AdamConfig::adamw(args.lr), &params)?;
+    let (mut first_step, mut state, mut tokens) = (0u64, Vec::<Var>::new(), 0usize);
+    let mut history = History::default();
     if args.resume {
         let path = args
             .checkpoint
@@ -386,7 +426,7 @@ fn main() -> Result<()> {
         {
             bail!("{}: trained on another vocabulary", path.display());
         }
-        model.load(&dev, &ck)?;
+        model.load_parameters(&dev, &ck, "")?;
         let moments = opt
             .moments()
             .iter()
@@ -404,18 +444,25 @@ fn main() -> Result<()> {
             args.batch,
             args.hidden,
         ];
-        let load_state = |name: &str| -> Result<Option<Tensor>> {
-            Ok(if ck.names().any(|n| n == name) {
-                Some(ck.tensor(&dev, name, &state_shape)?)
-            } else {
-                None
-            })
-        };
-        state = (load_state("state.h")?, load_state("state.c")?);
+        for name in ["state.h", "state.c"] {
+            if ck.names().any(|n| n == name) {
+                state.push(Var::new(ck.tensor(&dev, name, &state_shape)?));
+            }
+        }
         first_step = ck.meta("step")?;
-        pos = ck.meta("pos")?;
         tokens = ck.meta("tokens")?;
         rng = Rng::new(ck.meta("rng")?);
+        model.rnn.set_dropout_rng_state(ck.meta("dropout_rng")?);
+        let get = |k: &str| {
+            ck.metadata
+                .get(k)
+                .map(|s| History::decode(s))
+                .unwrap_or_default()
+        };
+        history = History {
+            train: get("history.train"),
+            val: get("history.val"),
+        };
         println!("resumed from {} at step {first_step}", path.display());
     }
     let schedule = LrSchedule::Cosine {
@@ -423,6 +470,18 @@ fn main() -> Result<()> {
         total: args.steps,
         min_factor: 0.1,
     };
+    let title = format!(
+        "{} {}x{} on {}",
+        args.model,
+        args.layers,
+        args.hidden,
+        args.data
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map_or("recur's sources".into(), |n| n
+                .to_string_lossy()
+                .into_owned())
+    );
 
     let bar = ProgressBar::new(args.steps);
     bar.set_style(ProgressStyle::with_template(
@@ -433,65 +492,98 @@ fn main() -> Result<()> {
     let tokens_before = tokens;
     let last = args.stop_at.unwrap_or(args.steps).min(args.steps);
     for step in first_step..last {
-        if pos + args.bptt + 1 >= per_stream {
-            pos = 0;
-            state = (None, None); // a new pass over the streams
+        let u = &plan[(step % plan.len() as u64) as usize];
+        if step % plan.len() as u64 == 0 {
+            state.clear(); // a new pass over the streams
         }
-        let (ids, tg) = window_ids(train, args.batch, per_stream, pos, args.bptt);
-        let ids = Tensor::from_slice_u32(&dev, &ids, &[args.bptt, args.batch])?;
-        let tg = Tensor::from_slice_u32(&dev, &tg, &[args.bptt * args.batch])?;
-        let (loss, next, grads) = train_window(&model, &dev, &ids, &tg, state, &mut rng)?;
-        let grefs: Vec<&Tensor> = grads.iter().collect();
-        let clip = clip_grad_norm(&grefs, args.clip)?;
-        opt.set_lr(args.lr * schedule.factor(step));
-        opt.step(&model.params(), &grefs, Some(&clip.scale))?;
+        let forward =
+            |r: Range<usize>, s: &[Var], loss: Range<usize>| -> recur::nn::Result<Chunk> {
+                let (ids, tg) = window_ids(train, args.batch, per_stream, r.clone());
+                let ids = Tensor::from_slice_u32(&dev, &ids, &[r.len(), args.batch])?;
+                let (out, next) =
+                    model
+                        .run(&ids, s)
+                        .map_err(|e| recur::nn::Error::InvalidArgument {
+                            op: "char_lm",
+                            what: format!("{e:#}"),
+                        })?;
+                let loss_sum = if loss.is_empty() {
+                    None
+                } else {
+                    let rows = loss.start - r.start..loss.end - r.start;
+                    Some(model.loss_sum(&out, rows, &tg).map_err(|e| {
+                        recur::nn::Error::InvalidArgument {
+                            op: "char_lm",
+                            what: format!("{e:#}"),
+                        }
+                    })?)
+                };
+                Ok(Chunk {
+                    loss_sum,
+                    count: loss.len() * args.batch,
+                    state: next,
+                })
+            };
+        let update = |loss: &Var| -> recur::nn::Result<()> {
+            model.zero_grad();
+            loss.backward()?;
+            let clip = clip_grad_norm_params(&params, args.clip)?;
+            opt.set_lr(args.lr * schedule.factor(step));
+            opt.step_params(&params, Some(&clip.scale))
+        };
+        let (next, loss) = tbptt.run_update(u, &state, forward, update)?;
         state = next;
-        pos += args.bptt;
-        tokens += args.bptt * args.batch;
-        let loss = loss.item()?; // the step's only readback
+        tokens += u.loss.len() * args.batch;
+        let loss = loss.item()?; // the update's only readback
+        history.train.push(((step + 1) as f64, loss as f64));
         let rate = (tokens - tokens_before) as f64 / start.elapsed().as_secs_f64();
         bar.set_message(format!("loss {loss:.3} {rate:.0} tokens/s"));
         bar.inc(1);
-        if let Some(path) = &args.checkpoint {
-            if (step + 1) % args.checkpoint_every == 0 || step + 1 == last {
-                let p = Progress {
-                    step: step + 1,
-                    pos,
-                    tokens,
-                    rng: &rng,
-                    state: &state,
-                };
-                save_checkpoint(path, &model, &opt, &vocab, p)?;
-            }
-        }
         if (step + 1) % args.eval_every == 0 || step + 1 == args.steps {
             let vl = evaluate(
                 &model,
                 &dev,
                 val,
-                args.batch.min(val.len() / (args.bptt + 1)).max(1),
-                args.bptt,
+                args.batch.min(val.len() / (tbptt.k1 + 1)).max(1),
+                tbptt.k1,
             )?;
+            history.val.push(((step + 1) as f64, vl as f64));
+            history.plot(&args.plot, &title);
             // Printed even when stderr (the bar) is not a terminal.
             bar.suspend(|| {
                 println!(
-                    "step {:>5}  train {loss:.3}  validation {vl:.3} nats/char ({:.3} bits/char)",
+                    "step {:>5}  train {loss:.3}  validation {vl:.3} nats/char ({:.3} bits/char)  {:.0} s",
                     step + 1,
-                    vl / std::f32::consts::LN_2
+                    vl / std::f32::consts::LN_2,
+                    start.elapsed().as_secs_f64()
                 )
             });
         }
+        if let Some(path) = &args.checkpoint {
+            if (step + 1) % args.checkpoint_every == 0 || step + 1 == last {
+                let p = Progress {
+                    step: step + 1,
+                    tokens,
+                    rng: &rng,
+                    state: &state,
+                    history: &history,
+                };
+                save_checkpoint(path, &model, &opt, &vocab, p)?;
+            }
+        }
     }
     bar.finish();
+    history.plot(&args.plot, &title);
     if last < args.steps {
         println!("stopped at step {last} of {}", args.steps);
         return Ok(());
     }
     println!(
-        "{} steps in {:.1} s ({:.0} tokens/s)",
+        "{} steps in {:.1} s ({:.0} tokens/s); loss curve: {}.png / .svg",
         last - first_step,
         start.elapsed().as_secs_f64(),
-        (tokens - tokens_before) as f64 / start.elapsed().as_secs_f64()
+        (tokens - tokens_before) as f64 / start.elapsed().as_secs_f64(),
+        args.plot.display()
     );
     let text = sample(
         &model,

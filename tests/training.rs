@@ -42,3 +42,33 @@ fn a_small_lstm_language_model_learns_a_periodic_sequence() {
         "did not learn the pattern: {first} -> {last} ({losses:?})"
     );
 }
+
+/// Forward, backward, clipping and the optimizer update of a step are
+/// recorded into one submission, made when the loss is read back.
+#[test]
+fn a_training_step_is_one_submission_and_one_readback() {
+    let Some(dev) = common::device() else { return };
+    let mut run = fresh(&dev);
+    for _ in 0..3 {
+        common::train_step(&dev, &mut run);
+    }
+    let (ids, tg) = common::step_data(run.step);
+    dev.sync().unwrap();
+    let before = dev.counters();
+    let loss = common::record_step(&dev, &mut run, &ids, &tg);
+    let recorded = dev.counters();
+    assert_eq!(
+        recorded.submissions, before.submissions,
+        "recording a step must not submit"
+    );
+    assert!(
+        recorded.dispatches > before.dispatches + 20,
+        "forward, backward, clipping and Adam: {before:?} -> {recorded:?}"
+    );
+    assert!(loss.item().unwrap().is_finite());
+    assert_eq!(
+        dev.counters().submissions,
+        before.submissions + 1,
+        "the loss readback submits the whole step once"
+    );
+}

@@ -97,20 +97,25 @@ impl Drop for GpuBuffer {
 
 impl Pool {
     /// Returns a buffer of at least `bytes` with `usage`, reusing a free one
-    /// of the same class when there is one.
+    /// of the same class when there is one (but none last bound in epoch
+    /// `avoid`).
     pub(crate) fn alloc(
         self: &Arc<Self>,
         device: &wgpu::Device,
         label: &str,
         bytes: u64,
         usage: wgpu::BufferUsages,
+        avoid: Option<u64>,
     ) -> Arc<GpuBuffer> {
         let size = size_class(bytes);
         let mut inner = match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
-        let reused = inner.free.get_mut(&(size, usage)).and_then(Vec::pop);
+        let reused = inner.free.get_mut(&(size, usage)).and_then(|list| {
+            let i = list.iter().rposition(|&(_, e)| Some(e) != avoid)?;
+            Some(list.swap_remove(i))
+        });
         let (buffer, epoch) = match reused {
             Some(b) => {
                 inner.stats.reuses += 1;

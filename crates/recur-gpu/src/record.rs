@@ -156,6 +156,12 @@ impl Device {
         Ok(())
     }
 
+    /// The epoch of the open recording, when it has dispatches.
+    pub(crate) fn open_epoch(&self) -> Result<Option<u64>> {
+        let r = self.shared.recorder.lock().map_err(poisoned)?;
+        Ok((!r.pending.is_empty()).then_some(r.epoch))
+    }
+
     /// Number of dispatches recorded and not yet submitted.
     pub fn pending_dispatches(&self) -> usize {
         self.shared
@@ -251,6 +257,7 @@ impl Device {
             "recur::params",
             arena.len() as u64,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            None,
         );
         let scope = sh.device.push_error_scope(wgpu::ErrorFilter::Validation);
         sh.queue.write_buffer(params.raw(), 0, &arena);
@@ -320,6 +327,7 @@ impl Device {
             "recur::readback",
             bytes,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            None,
         ))
     }
 

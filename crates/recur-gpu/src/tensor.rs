@@ -55,6 +55,18 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Device {
     /// Allocates uninitialised storage for `shape`, checking the adapter's limits.
     pub(crate) fn alloc(&self, op: &'static str, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        self.alloc_avoiding(op, shape, dtype, None)
+    }
+
+    /// [`Device::alloc`], not reusing a pooled buffer last bound in
+    /// recording epoch `avoid` (so an upload need not submit that recording).
+    fn alloc_avoiding(
+        &self,
+        op: &'static str,
+        shape: &[usize],
+        dtype: DType,
+        avoid: Option<u64>,
+    ) -> Result<Tensor> {
         let n = shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
@@ -89,6 +101,7 @@ impl Device {
             wgpu::BufferUsages::STORAGE
                 | wgpu::BufferUsages::COPY_SRC
                 | wgpu::BufferUsages::COPY_DST,
+            avoid,
         );
         Ok(Tensor {
             shape: shape.to_vec(),
@@ -105,7 +118,9 @@ impl Device {
         dtype: DType,
         bytes: &[u8],
     ) -> Result<Tensor> {
-        let t = self.alloc(op, shape, dtype)?;
+        // A buffer the open recording reads would have to be submitted
+        // before the write; take another one instead.
+        let t = self.alloc_avoiding(op, shape, dtype, self.open_epoch()?)?;
         // write_buffer needs a multiple of 4 bytes (odd-length f16 tensors).
         let mut padded;
         let data = if bytes.len().is_multiple_of(4) {

@@ -112,7 +112,11 @@ fn uploads_never_overwrite_what_the_open_recording_still_reads() {
     let a = upload(&dev, &[1.0, 2.0, 3.0, 4.0], &[4]);
     let doubled = elementwise::scale(&a, 2.0).unwrap(); // recorded, reads a's buffer
     drop(a); // a's buffer goes back to the pool while the recording is open
-    let b = upload(&dev, &[100.0, 100.0, 100.0, 100.0], &[4]); // likely the same buffer
+    let before = dev.counters().submissions;
+    // The pool hands the upload another buffer instead of submitting the
+    // recording early (a training step uploads ids and masks mid-recording).
+    let b = upload(&dev, &[100.0, 100.0, 100.0, 100.0], &[4]);
+    assert_eq!(dev.counters().submissions, before, "the upload submitted");
     assert_eq!(doubled.to_vec().unwrap(), vec![2.0, 4.0, 6.0, 8.0]);
     assert_eq!(b.to_vec().unwrap(), vec![100.0; 4]);
 }

@@ -18,6 +18,7 @@ mod linear;
 mod module;
 pub mod optim;
 mod recurrent;
+pub mod tasks;
 pub mod tbptt;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};

@@ -77,7 +77,8 @@ impl Tbptt {
             let chunks = if w < carry && carry < t {
                 vec![w..carry, carry..t]
             } else {
-                vec![w..t]
+                // One chunk: the whole window.
+                std::iter::once(w..t).collect()
             };
             out.push(Update {
                 warmup: p..w,
@@ -91,13 +92,8 @@ impl Tbptt {
     }
 
     /// Runs the plan over a sequence of `len` steps from `state` (empty for
-    /// the model's zero state).
-    ///
-    /// `forward(steps, state, loss_steps)` runs the model over `steps`
-    /// from `state` and returns a [`Chunk`] whose loss covers `loss_steps`
-    /// (a sub-range of `steps`, possibly empty). `update(loss)` gets each
-    /// update's mean loss and does the backward and optimizer step. Returns
-    /// the final state (detached) and the updates' losses.
+    /// the model's zero state): [`Tbptt::run_update`] for each update.
+    /// Returns the final state (detached) and the updates' losses.
     pub fn run(
         &self,
         len: usize,
@@ -105,55 +101,79 @@ impl Tbptt {
         mut forward: impl FnMut(Range<usize>, &[Var], Range<usize>) -> Result<Chunk>,
         mut update: impl FnMut(&Var) -> Result<()>,
     ) -> Result<(Vec<Var>, Vec<Var>)> {
-        let detach = |s: &[Var]| s.iter().map(Var::detach).collect::<Vec<_>>();
-        let mut state = detach(&state);
+        let mut state: Vec<Var> = state.iter().map(Var::detach).collect();
         let mut losses = Vec::new();
-        let clip = |r: &Range<usize>, l: &Range<usize>| r.start.max(l.start)..r.end.min(l.end);
         for u in self.plan(len) {
-            if !u.warmup.is_empty() {
-                let _g = no_grad();
-                state = forward(u.warmup.clone(), &state, u.warmup.end..u.warmup.end)?.state;
-            }
-            let (mut sum, mut count) = (None::<Var>, 0);
-            let start = u.chunks.first().map_or(u.carry, |r| r.start);
-            let mut carried = (u.carry == start).then(|| detach(&state));
-            let mut s = state.clone();
-            for r in &u.chunks {
-                let c = forward(r.clone(), &s, clip(r, &u.loss))?;
-                if let Some(l) = c.loss_sum {
-                    sum = Some(match sum {
-                        Some(acc) => F::add(&acc, &l)?,
-                        None => l,
-                    });
-                }
-                count += c.count;
-                s = c.state;
-                if r.end == u.carry {
-                    carried = Some(detach(&s));
-                }
-            }
-            let loss = match sum {
-                Some(sum) if count > 0 => F::scale(&sum, 1.0 / count as f32)?,
-                _ => {
-                    return Err(Error::InvalidArgument {
-                        op: "Tbptt::run",
-                        what: format!("update over steps {:?} produced no loss", u.loss),
-                    })
-                }
-            };
-            update(&loss)?;
-            losses.push(loss.detach());
-            state = carried.unwrap_or_else(|| detach(&s));
+            let (next, loss) = self.run_update(&u, &state, &mut forward, &mut update)?;
+            state = next;
+            losses.push(loss);
         }
         Ok((state, losses))
+    }
+
+    /// One update of a plan, from the state carried to `u.warmup.start`
+    /// (or to the window's start when there is no warm-up).
+    ///
+    /// `forward(steps, state, loss_steps)` runs the model over `steps` from
+    /// `state` and returns a [`Chunk`] whose loss covers `loss_steps` (a
+    /// sub-range of `steps`, possibly empty). `update(loss)` gets the mean
+    /// loss and does the backward and optimizer step. Returns the state to
+    /// carry to the next update (detached) and the loss (detached).
+    pub fn run_update(
+        &self,
+        u: &Update,
+        state: &[Var],
+        mut forward: impl FnMut(Range<usize>, &[Var], Range<usize>) -> Result<Chunk>,
+        mut update: impl FnMut(&Var) -> Result<()>,
+    ) -> Result<(Vec<Var>, Var)> {
+        let detach = |s: &[Var]| s.iter().map(Var::detach).collect::<Vec<_>>();
+        let clip = |r: &Range<usize>, l: &Range<usize>| r.start.max(l.start)..r.end.min(l.end);
+        let mut s = detach(state);
+        if !u.warmup.is_empty() {
+            let _g = no_grad();
+            s = forward(u.warmup.clone(), &s, u.warmup.end..u.warmup.end)?.state;
+        }
+        let start = u.chunks.first().map_or(u.carry, |r| r.start);
+        let mut carried = (u.carry == start).then(|| detach(&s));
+        let (mut sum, mut count) = (None::<Var>, 0);
+        for r in &u.chunks {
+            let c = forward(r.clone(), &s, clip(r, &u.loss))?;
+            if let Some(l) = c.loss_sum {
+                sum = Some(match sum {
+                    Some(acc) => F::add(&acc, &l)?,
+                    None => l,
+                });
+            }
+            count += c.count;
+            s = c.state;
+            if r.end == u.carry {
+                carried = Some(detach(&s));
+            }
+        }
+        let loss = match sum {
+            Some(sum) if count > 0 => F::scale(&sum, 1.0 / count as f32)?,
+            _ => {
+                return Err(Error::InvalidArgument {
+                    op: "Tbptt::run_update",
+                    what: format!("update over steps {:?} produced no loss", u.loss),
+                })
+            }
+        };
+        update(&loss)?;
+        Ok((carried.unwrap_or_else(|| detach(&s)), loss.detach()))
     }
 }
 
 #[cfg(test)]
+// The expected plans are lists of chunk ranges, often of one chunk.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
-    fn chunks(t: &Tbptt, len: usize) -> Vec<(Range<usize>, Vec<Range<usize>>, Range<usize>)> {
+    /// (warm-up, chunks, loss) of one update.
+    type Row = (Range<usize>, Vec<Range<usize>>, Range<usize>);
+
+    fn chunks(t: &Tbptt, len: usize) -> Vec<Row> {
         t.plan(len)
             .into_iter()
             .map(|u| (u.warmup, u.chunks, u.loss))

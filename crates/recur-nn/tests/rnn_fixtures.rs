@@ -5,10 +5,10 @@
 mod common;
 use std::path::PathBuf;
 
-use recur_nn::{Cell, Device, Module, RecurrentConfig, Rng, Tensor};
+use recur_nn::{Cell, Module, RecurrentConfig, Rng};
 use safetensors::SafeTensors;
 
-use common::device;
+use common::{assert_matches, device, Fixture};
 
 fn fixtures() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/rnn");
@@ -19,49 +19,6 @@ fn fixtures() -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-struct Fixture<'a> {
-    st: SafeTensors<'a>,
-}
-
-impl Fixture<'_> {
-    fn get(&self, name: &str) -> Option<(Vec<f32>, Vec<usize>)> {
-        let t = self.st.tensor(name).ok()?;
-        Some((bytemuck_f32(t.data()), t.shape().to_vec()))
-    }
-    fn tensor(&self, dev: &Device, name: &str) -> Option<Tensor> {
-        self.get(name)
-            .map(|(v, s)| Tensor::from_slice(dev, &v, &s).unwrap())
-    }
-}
-
-fn bytemuck_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-/// max-abs ≤ 1e-4 or relative RMS ≤ 5e-3 (DESIGN.md §5).
-fn assert_matches(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    let max_abs = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    let err: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    let rel_rms = (err / norm.max(1e-30)).sqrt();
-    assert!(
-        max_abs <= 1e-4 || rel_rms <= 5e-3,
-        "{what}: max-abs {max_abs:e}, relative RMS {rel_rms:e}"
-    );
 }
 
 fn parse(stem: &str) -> (Cell, usize, bool, bool, bool) {
