@@ -17,7 +17,12 @@ use crate::kernel::{poisoned, Access, Kernel, KernelKey};
 use crate::pool::GpuBuffer;
 
 /// Pending dispatches past which the recording is submitted without waiting.
-pub const MAX_PENDING_DISPATCHES: usize = 16_384;
+pub const MAX_PENDING_DISPATCHES: usize = 4_096;
+
+/// Submissions that may be queued on the GPU at once: a program that records
+/// without ever reading back (a training loop that logs nothing) waits for
+/// the oldest beyond this, so queued work and its memory stay bounded.
+pub const MAX_IN_FLIGHT: usize = 4;
 
 /// One storage binding of a dispatch: a buffer and how many bytes to bind.
 #[derive(Clone, Debug)]
@@ -54,6 +59,8 @@ pub struct Counters {
 pub(crate) struct Recorder {
     pending: Vec<Dispatch>,
     counters: Counters,
+    /// Submissions not yet known to be finished, oldest first.
+    in_flight: std::collections::VecDeque<wgpu::SubmissionIndex>,
     /// Incremented at each submission; buffers remember the epoch that last
     /// bound them.
     epoch: u64,
@@ -306,10 +313,24 @@ impl Device {
             }
         }
         extra(&mut enc);
-        sh.queue.submit([enc.finish()]);
+        let index = sh.queue.submit([enc.finish()]);
         rec.counters.submissions += 1;
         rec.epoch += 1;
+        rec.in_flight.push_back(index);
+        let oldest = if rec.in_flight.len() > MAX_IN_FLIGHT {
+            rec.in_flight.pop_front()
+        } else {
+            None
+        };
         drop(rec);
+        if let Some(oldest) = oldest {
+            sh.device
+                .poll(wgpu::PollType::Wait {
+                    submission_index: Some(oldest),
+                    timeout: None,
+                })
+                .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        }
         drop(pending);
         drop(params);
         let err = pollster::block_on(scope.pop());

@@ -71,6 +71,27 @@ fn thousands_of_dispatches_go_out_in_one_submission() {
 }
 
 #[test]
+fn long_recordings_without_readback_go_out_in_bounded_submissions() {
+    use recur_gpu::record::{MAX_IN_FLIGHT, MAX_PENDING_DISPATCHES};
+    let Some(_) = common::device() else { return };
+    let dev = Device::new().unwrap();
+    dev.sync().unwrap();
+    let before = dev.counters();
+    let n = MAX_PENDING_DISPATCHES * (MAX_IN_FLIGHT + 2) + 7;
+    let mut x = upload(&dev, &[0.0; 5], &[5]);
+    for _ in 0..n {
+        x = elementwise::unary(&x, Activation::Identity, 1.0, 1.0).unwrap();
+    }
+    // Full recordings went out on their own, each waiting for the GPU to
+    // finish all but MAX_IN_FLIGHT earlier ones; nothing was lost.
+    assert_eq!(
+        dev.counters().submissions - before.submissions,
+        (n / MAX_PENDING_DISPATCHES) as u64
+    );
+    assert_eq!(x.to_vec().unwrap(), vec![n as f32; 5]);
+}
+
+#[test]
 fn pool_reuses_buffers_and_memory_does_not_grow() {
     let Some(_) = common::device() else { return };
     let dev = Device::new().unwrap();
