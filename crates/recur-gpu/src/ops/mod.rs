@@ -10,6 +10,7 @@ pub mod optim;
 pub mod peak;
 pub mod reduce;
 pub mod rnn;
+pub mod scan;
 pub mod softmax;
 
 use crate::device::Device;
@@ -99,6 +100,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(rnn::variants());
     v.extend(optim::variants());
     v.extend(norm::variants());
+    v.extend(scan::variants());
     v
 }
 

@@ -1,0 +1,349 @@
+//! First-order linear recurrences `h_t = a_t ⊙ h_{t−1} + b_t` and their
+//! log-space form, forward and backward (`shaders/scan.wgsl`): the core of
+//! minGRU/minLSTM and, later, Mamba and linear attention.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::{all_f32, device_of, elementwise, layout, u32_of};
+use crate::error::{check_shape, Error, Result};
+use crate::kernel::{Access, KernelKey};
+use crate::record::groups_for;
+use crate::tensor::{DType, Tensor};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    batch: u32,
+    steps: u32,
+    dim: u32,
+    sb: u32,
+    st: u32,
+    has_h0: u32,
+    seg: u32,
+    _pad: u32,
+}
+
+/// Which recurrence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanKind {
+    /// `h_t = a_t h_{t−1} + b_t` on a, b, h.
+    Linear,
+    /// The same on logarithms (Heinsen 2023): inputs log a, log b (b > 0),
+    /// state log h; `log h_t = logaddexp(log a_t + log h_{t−1}, log b_t)`.
+    Log,
+}
+
+/// How the kernel walks time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScanStrategy {
+    /// Serial on CPU adapters or when batch × channels fills the device,
+    /// chunked otherwise.
+    #[default]
+    Auto,
+    /// One invocation per (batch, channel) walks the whole sequence.
+    Serial,
+    /// A workgroup per (batch, 8 channels) scans chunks of time in parallel.
+    Chunked,
+}
+
+/// Memory layout of the (batch, time, channel) tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ScanLayout {
+    /// (B, T, D)
+    #[default]
+    BatchFirst,
+    /// (T, B, D)
+    TimeMajor,
+}
+
+/// Forward results.
+#[derive(Clone, Debug)]
+pub struct ScanOutput {
+    /// Every h_t (log h_t for [`ScanKind::Log`]), shaped like the inputs.
+    pub h: Tensor,
+    /// The final state (B, D).
+    pub last: Tensor,
+}
+
+/// Backward results.
+#[derive(Clone, Debug)]
+pub struct ScanGrads {
+    /// dL/da (dL/d log a).
+    pub da: Tensor,
+    /// dL/db (dL/d log b).
+    pub db: Tensor,
+    /// dL/dh0 (dL/d log h0), when the forward had an initial state.
+    pub dh0: Option<Tensor>,
+}
+
+struct Dims {
+    batch: usize,
+    steps: usize,
+    dim: usize,
+    time_axis: usize,
+    sb: usize,
+    st: usize,
+}
+
+fn dims(op: &'static str, a: &Tensor, b: &Tensor, layout: ScanLayout) -> Result<Dims> {
+    all_f32(op, &[a, b])?;
+    check_shape(op, a.shape(), b.shape())?;
+    let [x, y, dim] = *a.shape() else {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "(B, T, D) or (T, B, D)".into(),
+            got: a.shape().to_vec(),
+        });
+    };
+    let (batch, steps, time_axis, sb, st) = match layout {
+        ScanLayout::BatchFirst => (x, y, 1, y * dim, dim),
+        ScanLayout::TimeMajor => (y, x, 0, dim, y * dim),
+    };
+    if steps == 0 || batch == 0 || dim == 0 {
+        return Err(Error::ShapeMismatch {
+            op,
+            expected: "a non-empty sequence, batch and channel count".into(),
+            got: a.shape().to_vec(),
+        });
+    }
+    Ok(Dims {
+        batch,
+        steps,
+        dim,
+        time_axis,
+        sb,
+        st,
+    })
+}
+
+fn params(op: &'static str, d: &Dims, has_h0: bool) -> Result<Params> {
+    Ok(Params {
+        batch: u32_of(op, "batch", d.batch)?,
+        steps: u32_of(op, "steps", d.steps)?,
+        dim: u32_of(op, "channels", d.dim)?,
+        sb: u32_of(op, "batch stride", d.sb)?,
+        st: u32_of(op, "time stride", d.st)?,
+        has_h0: has_h0 as u32,
+        seg: d.steps.div_ceil(8).clamp(1, 64) as u32,
+        _pad: 0,
+    })
+}
+
+fn pick(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> ScanStrategy {
+    match strategy {
+        ScanStrategy::Auto => {
+            if dev.info().device_type == wgpu::DeviceType::Cpu || d.batch * d.dim >= 8192 {
+                ScanStrategy::Serial
+            } else {
+                ScanStrategy::Chunked
+            }
+        }
+        s => s,
+    }
+}
+
+fn key(kind: ScanKind, strategy: ScanStrategy, backward: bool, subgroup: bool) -> KernelKey {
+    let entry = match strategy {
+        ScanStrategy::Chunked => "scan_chunked",
+        _ => "scan_serial",
+    };
+    KernelKey::new("scan", entry)
+        .flag("LOG", kind == ScanKind::Log)
+        .flag("BACKWARD", backward)
+        .flag("SUBGROUP", subgroup && strategy == ScanStrategy::Chunked)
+}
+
+fn groups(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> Result<[u32; 3]> {
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension;
+    Ok(match strategy {
+        ScanStrategy::Chunked => {
+            let x = d.dim.div_ceil(8);
+            if x > lim as usize || d.batch > lim as usize {
+                return Err(Error::InvalidArgument {
+                    op: "scan",
+                    what: format!(
+                        "{} channel blocks × batch {} exceed {lim} workgroups per dimension",
+                        x, d.batch
+                    ),
+                });
+            }
+            [x as u32, d.batch as u32, 1]
+        }
+        _ => [groups_for(d.batch * d.dim, 64, lim), 1, 1],
+    })
+}
+
+fn check_state(op: &'static str, s: Option<&Tensor>, d: &Dims) -> Result<()> {
+    if let Some(s) = s {
+        all_f32(op, &[s])?;
+        check_shape(op, &[d.batch, d.dim], s.shape())?;
+    }
+    Ok(())
+}
+
+/// Runs the recurrence over time for `a`, `b` (log a, log b for
+/// [`ScanKind::Log`]) in `layout`, from `h0` (B, D) (zeros, or log 0 = −∞,
+/// when absent). One dispatch.
+pub fn scan(
+    kind: ScanKind,
+    a: &Tensor,
+    b: &Tensor,
+    h0: Option<&Tensor>,
+    layout: ScanLayout,
+    strategy: ScanStrategy,
+) -> Result<ScanOutput> {
+    scan_with(kind, a, b, h0, layout, strategy, true)
+}
+
+/// [`scan`] with the subgroup path of the chunked kernel switched off when
+/// `subgroups` is false (for tests; it is used when the adapter has it).
+pub fn scan_with(
+    kind: ScanKind,
+    a: &Tensor,
+    b: &Tensor,
+    h0: Option<&Tensor>,
+    layout: ScanLayout,
+    strategy: ScanStrategy,
+    subgroups: bool,
+) -> Result<ScanOutput> {
+    let op = "scan";
+    let mut all = vec![a, b];
+    all.extend(h0);
+    let dev = device_of(op, &all)?;
+    let d = dims(op, a, b, layout)?;
+    check_state(op, h0, &d)?;
+    let strategy = pick(&dev, strategy, &d);
+    let h = dev.alloc(op, a.shape(), DType::F32)?;
+    let last = dev.alloc(op, &[d.batch, d.dim], DType::F32)?;
+    let p = params(op, &d, h0.is_some())?;
+    let h0b = h0.unwrap_or(a); // bound, never read without has_h0
+    let sub = subgroups && dev.info().subgroups_of_at_least(8);
+    dev.dispatch(
+        &key(kind, strategy, false, sub),
+        bytemuck::bytes_of(&p),
+        &[
+            (a.storage(), a.bytes(), Access::Read),
+            (b.storage(), b.bytes(), Access::Read),
+            (h0b.storage(), h0b.bytes(), Access::Read),
+            (h.storage(), h.bytes(), Access::ReadWrite),
+            (last.storage(), last.bytes(), Access::ReadWrite),
+        ],
+        groups(&dev, strategy, &d)?,
+    )?;
+    Ok(ScanOutput { h, last })
+}
+
+/// Gradients of [`scan`] for upstream `g` (shaped like the outputs; zeros
+/// when absent) and `d_last` (B, D), given the forward's inputs and its
+/// outputs `h`. One dispatch, plus a few small ones for `d_last` and `dh0`.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_backward(
+    kind: ScanKind,
+    a: &Tensor,
+    b: &Tensor,
+    h0: Option<&Tensor>,
+    h: &Tensor,
+    g: Option<&Tensor>,
+    d_last: Option<&Tensor>,
+    layout: ScanLayout,
+    strategy: ScanStrategy,
+) -> Result<ScanGrads> {
+    scan_backward_with(kind, a, b, h0, h, g, d_last, layout, strategy, true)
+}
+
+/// [`scan_backward`] with the subgroup path optional (see [`scan_with`]).
+#[allow(clippy::too_many_arguments)]
+pub fn scan_backward_with(
+    kind: ScanKind,
+    a: &Tensor,
+    b: &Tensor,
+    h0: Option<&Tensor>,
+    h: &Tensor,
+    g: Option<&Tensor>,
+    d_last: Option<&Tensor>,
+    layout: ScanLayout,
+    strategy: ScanStrategy,
+    subgroups: bool,
+) -> Result<ScanGrads> {
+    let op = "scan_backward";
+    let mut all = vec![a, b, h];
+    all.extend(h0);
+    all.extend(g);
+    all.extend(d_last);
+    let dev = device_of(op, &all)?;
+    let d = dims(op, a, b, layout)?;
+    check_state(op, h0, &d)?;
+    check_state(op, d_last, &d)?;
+    all_f32(op, &[h])?;
+    check_shape(op, a.shape(), h.shape())?;
+    if let Some(g) = g {
+        all_f32(op, &[g])?;
+        check_shape(op, a.shape(), g.shape())?;
+    }
+    // The final state's gradient joins g at the last step.
+    let g = match (g, d_last) {
+        (Some(g), None) => g.clone(),
+        (g, dl) => {
+            let base = match g {
+                Some(g) => elementwise::scale(g, 1.0)?,
+                None => Tensor::zeros(&dev, a.shape())?,
+            };
+            if let Some(dl) = dl {
+                let mut shape = a.shape().to_vec();
+                shape[d.time_axis] = 1;
+                let tail = layout::slice(&base, d.time_axis, d.steps - 1, 1)?;
+                let sum = elementwise::add(&tail, &dl.reshape(&shape)?)?;
+                layout::write_slice(&base, d.time_axis, d.steps - 1, &sum)?;
+            }
+            base
+        }
+    };
+    let strategy = pick(&dev, strategy, &d);
+    let da = dev.alloc(op, a.shape(), DType::F32)?;
+    let db = dev.alloc(op, a.shape(), DType::F32)?;
+    let p = params(op, &d, h0.is_some())?;
+    let h0b = h0.unwrap_or(a);
+    let sub = subgroups && dev.info().subgroups_of_at_least(8);
+    dev.dispatch(
+        &key(kind, strategy, true, sub),
+        bytemuck::bytes_of(&p),
+        &[
+            (a.storage(), a.bytes(), Access::Read),
+            (b.storage(), b.bytes(), Access::Read),
+            (h0b.storage(), h0b.bytes(), Access::Read),
+            (h.storage(), h.bytes(), Access::Read),
+            (g.storage(), g.bytes(), Access::Read),
+            (da.storage(), da.bytes(), Access::ReadWrite),
+            (db.storage(), db.bytes(), Access::ReadWrite),
+        ],
+        groups(&dev, strategy, &d)?,
+    )?;
+    let dh0 = match h0 {
+        None => None,
+        Some(_) => {
+            let first = |t: &Tensor| {
+                layout::slice(t, d.time_axis, 0, 1).and_then(|s| s.reshape(&[d.batch, d.dim]))
+            };
+            Some(match kind {
+                // dh0 = a_0 δ_0, and δ_0 = ∂b_0.
+                ScanKind::Linear => elementwise::mul(&first(a)?, &first(&db)?)?,
+                // d log h0 = w_0 δ_0 = ∂log a_0.
+                ScanKind::Log => first(&da)?,
+            })
+        }
+    };
+    Ok(ScanGrads { da, db, dh0 })
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    let mut v = Vec::new();
+    for kind in [ScanKind::Linear, ScanKind::Log] {
+        for backward in [false, true] {
+            v.push(key(kind, ScanStrategy::Serial, backward, false));
+            for sub in [false, true] {
+                v.push(key(kind, ScanStrategy::Chunked, backward, sub));
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,311 @@
+//! The scan kernels against the f64 reference: linear and log-space, forward
+//! and backward, serial and chunked (subgroup and workgroup-memory paths),
+//! both layouts, with and without an initial state, on odd shapes.
+
+mod common;
+
+use common::{assert_close, upload};
+use recur_gpu::ops::scan::{self, ScanKind, ScanLayout, ScanStrategy};
+use recur_gpu::{reference, Rng};
+
+/// Values for (B, T, D) in batch-first order, drawn from `f`.
+fn gen(n: usize, seed: u64, f: impl Fn(f32) -> f32) -> Vec<f32> {
+    let mut r = Rng::new(seed);
+    (0..n).map(|_| f(r.next_f32())).collect()
+}
+
+/// Reorders batch-first (B, T, D) data into `layout`.
+fn to_layout(x: &[f32], (b, t, d): (usize, usize, usize), layout: ScanLayout) -> Vec<f32> {
+    match layout {
+        ScanLayout::BatchFirst => x.to_vec(),
+        ScanLayout::TimeMajor => {
+            let mut y = vec![0.0; x.len()];
+            for bi in 0..b {
+                for ti in 0..t {
+                    for di in 0..d {
+                        y[(ti * b + bi) * d + di] = x[(bi * t + ti) * d + di];
+                    }
+                }
+            }
+            y
+        }
+    }
+}
+
+fn shape_of((b, t, d): (usize, usize, usize), layout: ScanLayout) -> [usize; 3] {
+    match layout {
+        ScanLayout::BatchFirst => [b, t, d],
+        ScanLayout::TimeMajor => [t, b, d],
+    }
+}
+
+/// The sequence of channel (bi, di) from batch-first data, in f64.
+fn column(x: &[f32], (_, t, d): (usize, usize, usize), bi: usize, di: usize) -> Vec<f64> {
+    (0..t).map(|ti| x[(bi * t + ti) * d + di] as f64).collect()
+}
+
+struct Want {
+    h: Vec<f32>,
+    last: Vec<f32>,
+    da: Vec<f32>,
+    db: Vec<f32>,
+    dh0: Vec<f32>,
+}
+
+/// Reference results in batch-first order.
+#[allow(clippy::too_many_arguments)]
+fn reference(
+    kind: ScanKind,
+    dims: (usize, usize, usize),
+    a: &[f32],
+    b: &[f32],
+    h0: Option<&[f32]>,
+    g: &[f32],
+    dl: &[f32],
+) -> Want {
+    let (bs, t, d) = dims;
+    let n = bs * t * d;
+    let mut w = Want {
+        h: vec![0.0; n],
+        last: vec![0.0; bs * d],
+        da: vec![0.0; n],
+        db: vec![0.0; n],
+        dh0: vec![0.0; bs * d],
+    };
+    for bi in 0..bs {
+        for di in 0..d {
+            let (ac, bc, gc) = (
+                column(a, dims, bi, di),
+                column(b, dims, bi, di),
+                column(g, dims, bi, di),
+            );
+            let init = match (h0, kind) {
+                (Some(h), _) => h[bi * d + di] as f64,
+                (None, ScanKind::Linear) => 0.0,
+                (None, ScanKind::Log) => f64::NEG_INFINITY,
+            };
+            let dlast = dl[bi * d + di] as f64;
+            let (h, (da, db, dh0)) = match kind {
+                ScanKind::Linear => {
+                    let h = reference::linear_scan(&ac, &bc, init);
+                    let gr = reference::linear_scan_backward(&ac, &h, init, &gc, dlast);
+                    (h, gr)
+                }
+                ScanKind::Log => {
+                    let h = reference::log_scan(&ac, &bc, init);
+                    let gr = reference::log_scan_backward(&ac, &bc, &h, init, &gc, dlast);
+                    (h, gr)
+                }
+            };
+            for ti in 0..t {
+                let i = (bi * t + ti) * d + di;
+                w.h[i] = h[ti] as f32;
+                w.da[i] = da[ti] as f32;
+                w.db[i] = db[ti] as f32;
+            }
+            w.last[bi * d + di] = h[t - 1] as f32;
+            w.dh0[bi * d + di] = dh0 as f32;
+        }
+    }
+    w
+}
+
+#[test]
+fn scans_match_the_reference_on_odd_shapes_for_every_variant() {
+    let Some(dev) = common::device() else { return };
+    let shapes = [(1, 1, 1), (2, 7, 5), (3, 1000, 13), (1, 4097, 9)];
+    let mut seed = 0;
+    for &dims in &shapes {
+        let (bs, t, d) = dims;
+        let n = bs * t * d;
+        for kind in [ScanKind::Linear, ScanKind::Log] {
+            seed += 10;
+            // a in (0.2, 1) (log: its log); b in (−1, 1) (log: log b in (−2, 1)).
+            let (a, b) = match kind {
+                ScanKind::Linear => (
+                    gen(n, seed, |u| 0.2 + 0.8 * u),
+                    gen(n, seed + 1, |u| 2.0 * u - 1.0),
+                ),
+                ScanKind::Log => (
+                    gen(n, seed, |u| (0.2 + 0.8 * u).ln()),
+                    gen(n, seed + 1, |u| 3.0 * u - 2.0),
+                ),
+            };
+            let h0 = gen(bs * d, seed + 2, |u| u - 0.5);
+            let g = gen(n, seed + 3, |u| 2.0 * u - 1.0);
+            let dl = gen(bs * d, seed + 4, |u| u - 0.5);
+            for with_h0 in [false, true] {
+                let want = reference(kind, dims, &a, &b, with_h0.then_some(&h0[..]), &g, &dl);
+                for layout in [ScanLayout::BatchFirst, ScanLayout::TimeMajor] {
+                    let shape = shape_of(dims, layout);
+                    let at = upload(&dev, &to_layout(&a, dims, layout), &shape);
+                    let bt = upload(&dev, &to_layout(&b, dims, layout), &shape);
+                    let gt = upload(&dev, &to_layout(&g, dims, layout), &shape);
+                    let h0t = upload(&dev, &h0, &[bs, d]);
+                    let dlt = upload(&dev, &dl, &[bs, d]);
+                    for (strategy, sub) in [
+                        (ScanStrategy::Serial, false),
+                        (ScanStrategy::Chunked, false),
+                        (ScanStrategy::Chunked, true),
+                    ] {
+                        let what = format!(
+                            "{kind:?} {dims:?} h0 {with_h0} {layout:?} {strategy:?} subgroup {sub}"
+                        );
+                        let h0r = with_h0.then_some(&h0t);
+                        let out =
+                            scan::scan_with(kind, &at, &bt, h0r, layout, strategy, sub).unwrap();
+                        let tol = 2e-4 + 2e-6 * t as f32;
+                        assert_close(
+                            &format!("{what} h"),
+                            &out.h.to_vec().unwrap(),
+                            &to_layout(&want.h, dims, layout),
+                            tol,
+                            tol,
+                        );
+                        assert_close(
+                            &format!("{what} last"),
+                            &out.last.to_vec().unwrap(),
+                            &want.last,
+                            tol,
+                            tol,
+                        );
+                        let gr = scan::scan_backward_with(
+                            kind,
+                            &at,
+                            &bt,
+                            h0r,
+                            &out.h,
+                            Some(&gt),
+                            Some(&dlt),
+                            layout,
+                            strategy,
+                            sub,
+                        )
+                        .unwrap();
+                        for (name, got, w) in [("da", &gr.da, &want.da), ("db", &gr.db, &want.db)] {
+                            assert_close(
+                                &format!("{what} {name}"),
+                                &got.to_vec().unwrap(),
+                                &to_layout(w, dims, layout),
+                                tol * 5.0,
+                                tol * 5.0,
+                            );
+                        }
+                        assert_eq!(gr.dh0.is_some(), with_h0);
+                        if let Some(dh0) = gr.dh0 {
+                            assert_close(
+                                &format!("{what} dh0"),
+                                &dh0.to_vec().unwrap(),
+                                &want.dh0,
+                                tol * 5.0,
+                                tol * 5.0,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Gates at the extremes (a → 0 and a → 1) over a long sequence stay finite
+/// and accurate in log space.
+#[test]
+fn log_scan_stays_finite_at_extreme_gates() {
+    let Some(dev) = common::device() else { return };
+    let (bs, t, d) = (1, 4097, 4);
+    let dims = (bs, t, d);
+    let n = bs * t * d;
+    // Channel 0: a = e^-60 (forgets at once); 1: a = 1 − 1e-7 (log a ≈ −1e-7);
+    // 2: log b ≈ −80 (b far below f32's normal range); 3: mixed.
+    let la: Vec<f32> = (0..n)
+        .map(|i| match i % d {
+            0 => -60.0,
+            1 => -1e-7,
+            2 => -0.01,
+            _ => {
+                if (i / d) % 2 == 0 {
+                    -30.0
+                } else {
+                    -1e-6
+                }
+            }
+        })
+        .collect();
+    let lb: Vec<f32> = (0..n)
+        .map(|i| match i % d {
+            2 => -80.0,
+            _ => ((i / d) % 7) as f32 * 0.3 - 1.0,
+        })
+        .collect();
+    let g = gen(n, 5, |u| u - 0.5);
+    let dl = vec![0.0; bs * d];
+    let want = reference(ScanKind::Log, dims, &la, &lb, None, &g, &dl);
+    for (strategy, sub) in [
+        (ScanStrategy::Serial, false),
+        (ScanStrategy::Chunked, false),
+        (ScanStrategy::Chunked, true),
+    ] {
+        let at = upload(&dev, &la, &[bs, t, d]);
+        let bt = upload(&dev, &lb, &[bs, t, d]);
+        let out = scan::scan_with(
+            ScanKind::Log,
+            &at,
+            &bt,
+            None,
+            ScanLayout::BatchFirst,
+            strategy,
+            sub,
+        )
+        .unwrap();
+        let h = out.h.to_vec().unwrap();
+        assert!(
+            h.iter().all(|v| v.is_finite()),
+            "{strategy:?}: non-finite log h"
+        );
+        assert_close(&format!("{strategy:?} log h"), &h, &want.h, 1e-3, 1e-4);
+        let gr = scan::scan_backward_with(
+            ScanKind::Log,
+            &at,
+            &bt,
+            None,
+            &out.h,
+            Some(&upload(&dev, &g, &[bs, t, d])),
+            None,
+            ScanLayout::BatchFirst,
+            strategy,
+            sub,
+        )
+        .unwrap();
+        for (name, got, w) in [("dla", &gr.da, &want.da), ("dlb", &gr.db, &want.db)] {
+            let got = got.to_vec().unwrap();
+            assert!(got.iter().all(|v| v.is_finite()), "{strategy:?} {name}");
+            assert_close(&format!("{strategy:?} {name}"), &got, w, 1e-3, 1e-3);
+        }
+    }
+}
+
+#[test]
+fn bad_scan_input_is_a_typed_error() {
+    let Some(dev) = common::device() else { return };
+    let a = upload(&dev, &[0.5; 6], &[1, 3, 2]);
+    let short = upload(&dev, &[0.5; 4], &[1, 2, 2]);
+    let empty = upload(&dev, &[], &[1, 0, 2]);
+    let run = |x: &recur_gpu::Tensor, y: &recur_gpu::Tensor, h0| {
+        scan::scan(
+            ScanKind::Linear,
+            x,
+            y,
+            h0,
+            ScanLayout::BatchFirst,
+            ScanStrategy::Auto,
+        )
+    };
+    assert!(matches!(
+        run(&a, &short, None),
+        Err(recur_gpu::Error::ShapeMismatch { .. })
+    ));
+    assert!(run(&empty, &empty, None).is_err());
+    let bad_h0 = upload(&dev, &[0.0; 3], &[1, 3]);
+    assert!(run(&a, &a, Some(&bad_h0)).is_err());
+}
