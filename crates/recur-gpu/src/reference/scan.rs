@@ -100,12 +100,14 @@ mod tests {
         (0..n).map(|_| r.uniform(-1.0, 1.0) as f64).collect()
     }
 
+    type Combine = fn((f64, f64), (f64, f64)) -> (f64, f64);
+
     #[test]
     fn combines_are_associative() {
         let x = seq(6, 1);
         for i in 0..2 {
             let (p, q, r) = ((x[0], x[1]), (x[2], x[3]), (x[4], x[5]));
-            let (c, what): (fn((f64, f64), (f64, f64)) -> (f64, f64), _) = if i == 0 {
+            let (c, what): (Combine, _) = if i == 0 {
                 (combine_linear, "linear")
             } else {
                 (combine_log, "log")
