@@ -15,6 +15,8 @@ const ACT_EXP: u32 = 7u;
 const ACT_LOG: u32 = 8u;
 const ACT_NEG: u32 = 9u;
 const ACT_SQUARE: u32 = 10u;
+const ACT_LOG_SIGMOID: u32 = 11u;
+const ACT_LOG_G: u32 = 12u;
 
 fn sigmoid_f(x: f32) -> f32 {
     let e = exp(-abs(x));
@@ -42,6 +44,8 @@ fn activate(x: f32, act: u32) -> f32 {
         case 8u: { return log(x); }
         case 9u: { return -x; }
         case 10u: { return x * x; }
+        case 11u: { return -softplus_f(-x); }
+        case 12u: { return select(-softplus_f(-x), log(x + 0.5), x >= 0.0); }
         default: { return x; }
     }
 }
@@ -59,6 +63,8 @@ fn activate_grad(x: f32, act: u32) -> f32 {
         case 8u: { return 1.0 / x; }
         case 9u: { return -1.0; }
         case 10u: { return 2.0 * x; }
+        case 11u: { return sigmoid_f(-x); }
+        case 12u: { return select(sigmoid_f(-x), 1.0 / (x + 0.5), x >= 0.0); }
         default: { return 1.0; }
     }
 }

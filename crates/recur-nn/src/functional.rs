@@ -4,6 +4,7 @@
 use recur_gpu::ops::elementwise::{self, BinaryOp};
 use recur_gpu::ops::gemm::{self, Gemm};
 use recur_gpu::ops::norm::{self, Norm};
+use recur_gpu::ops::scan::{self as ops_scan, ScanKind, ScanLayout, ScanStrategy};
 use recur_gpu::ops::softmax::{self, LossReduction};
 use recur_gpu::ops::{embedding as emb, layout, reduce, Activation};
 use recur_gpu::{Error, Result, Rng, Tensor};
@@ -454,4 +455,59 @@ pub fn custom(
     backward: impl Fn(&[Option<Tensor>], &[bool]) -> Result<Vec<Option<Tensor>>> + Send + Sync + 'static,
 ) -> Vec<Var> {
     record(op, inputs, outputs, backward)
+}
+
+/// The first-order recurrence `h_t = a_t ⊙ h_{t−1} + b_t` over time (or its
+/// log-space form on log a, log b, log h), from `h0` (B, D) when given:
+/// returns every state (shaped like `a`) and the final state (B, D), one
+/// node whose backward is the reverse scan.
+pub fn scan(
+    kind: ScanKind,
+    a: &Var,
+    b: &Var,
+    h0: Option<&Var>,
+    layout: ScanLayout,
+) -> Result<(Var, Var)> {
+    let out = ops_scan::scan(
+        kind,
+        a.value(),
+        b.value(),
+        h0.map(Var::value),
+        layout,
+        ScanStrategy::Auto,
+    )?;
+    let (av, bv, h0v, hv) = (
+        a.value().clone(),
+        b.value().clone(),
+        h0.map(|h| h.value().clone()),
+        out.h.clone(),
+    );
+    let mut inputs = vec![a, b];
+    inputs.extend(h0);
+    let mut v = record("scan", &inputs, vec![out.h, out.last], move |g, _| {
+        let r = ops_scan::scan_backward(
+            kind,
+            &av,
+            &bv,
+            h0v.as_ref(),
+            &hv,
+            g[0].as_ref(),
+            g[1].as_ref(),
+            layout,
+            ScanStrategy::Auto,
+        )?;
+        let mut grads = vec![Some(r.da), Some(r.db)];
+        if h0v.is_some() {
+            grads.push(r.dh0);
+        }
+        Ok(grads)
+    });
+    let last = v.pop();
+    match (v.pop(), last) {
+        (Some(h), Some(last)) => Ok((h, last)),
+        _ => Err(Error::InvalidArgument {
+            op: "scan",
+            what: "missing outputs".into(),
+        }),
+    }
 }

@@ -15,6 +15,7 @@ pub mod functional;
 pub mod init;
 mod layers;
 mod linear;
+mod minrnn;
 mod module;
 pub mod optim;
 mod recurrent;
@@ -25,12 +26,14 @@ pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use layers::{Dropout, Embedding, LayerNorm, RmsNorm};
 pub use linear::{Linear, LinearConfig};
+pub use minrnn::{MinCell, MinRnn, MinRnnBlock, MinRnnConfig};
 pub use module::{prefixed, Layer, Module, Sequential};
 pub use optim::{
     clip_grad_norm, clip_grad_norm_params, clip_grad_value, Adam, AdamConfig, LrSchedule, Sgd,
     SgdConfig,
 };
 pub use recur_gpu::ops::rnn::Cell;
+pub use recur_gpu::ops::scan::{ScanKind, ScanLayout};
 pub use recur_gpu::ops::softmax::LossReduction;
 pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
 pub use recurrent::{

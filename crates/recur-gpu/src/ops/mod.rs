@@ -45,11 +45,16 @@ pub enum Activation {
     Neg = 9,
     /// x²
     Square = 10,
+    /// log σ(x) = −softplus(−x)
+    LogSigmoid = 11,
+    /// log g(x) with minGRU's g(x) = x + 0.5 for x ≥ 0, σ(x) otherwise
+    /// (Feng et al. 2024), computed without forming g for x < 0
+    LogG = 12,
 }
 
 impl Activation {
     /// Every activation, for tests and benches.
-    pub const ALL: [Activation; 11] = [
+    pub const ALL: [Activation; 13] = [
         Activation::Identity,
         Activation::Sigmoid,
         Activation::Tanh,
@@ -61,6 +66,8 @@ impl Activation {
         Activation::Log,
         Activation::Neg,
         Activation::Square,
+        Activation::LogSigmoid,
+        Activation::LogG,
     ];
 }
 

@@ -49,6 +49,14 @@ pub fn activate(x: f64, act: Activation) -> f64 {
         Activation::Log => x.ln(),
         Activation::Neg => -x,
         Activation::Square => x * x,
+        Activation::LogSigmoid => sigmoid(x).ln(),
+        Activation::LogG => {
+            if x >= 0.0 {
+                (x + 0.5).ln()
+            } else {
+                sigmoid(x).ln()
+            }
+        }
     }
 }
 
@@ -72,6 +80,14 @@ pub fn activate_grad(x: f64, act: Activation) -> f64 {
         Activation::Log => 1.0 / x,
         Activation::Neg => -1.0,
         Activation::Square => 2.0 * x,
+        Activation::LogSigmoid => sigmoid(-x),
+        Activation::LogG => {
+            if x >= 0.0 {
+                1.0 / (x + 0.5)
+            } else {
+                sigmoid(-x)
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Shared helpers for recur-nn's tests.
 #![allow(dead_code)]
 
-use recur_nn::{Device, Tensor};
+use recur_nn::{functional as F, Device, Rng, Tensor, Var};
 use safetensors::SafeTensors;
 
 /// A device, or `None` (the test is skipped) when no adapter exists; under
@@ -62,4 +62,65 @@ pub fn assert_matches(what: &str, got: &[f32], want: &[f32]) {
         max_abs <= 1e-4 || rel_rms <= 5e-3,
         "{what}: max-abs {max_abs:e}, relative RMS {rel_rms:e}"
     );
+}
+
+pub fn data(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect()
+}
+
+/// Checks d f / d input for every input against central differences.
+/// `f` maps the inputs to any tensor; it is reduced to a scalar with fixed
+/// random weights, so upstream gradients are not all ones.
+pub fn gradcheck(
+    dev: &Device,
+    what: &str,
+    inputs: &[(Vec<f32>, Vec<usize>)],
+    f: impl Fn(&[Var]) -> recur_nn::Result<Var>,
+) {
+    let vars = |data: &[Vec<f32>], grad: bool| -> Vec<Var> {
+        data.iter()
+            .zip(inputs)
+            .map(|(d, (_, s))| {
+                let t = Tensor::from_slice(dev, d, s).unwrap();
+                if grad {
+                    Var::param(t)
+                } else {
+                    Var::new(t)
+                }
+            })
+            .collect()
+    };
+    let base: Vec<Vec<f32>> = inputs.iter().map(|(d, _)| d.clone()).collect();
+    let probe = f(&vars(&base, false)).unwrap();
+    let w =
+        Var::new(Tensor::from_slice(dev, &data(probe.value().numel(), 99), probe.shape()).unwrap());
+    let loss = |xs: &[Var]| -> Var { F::sum_all(&F::mul(&f(xs).unwrap(), &w).unwrap()).unwrap() };
+    let params = vars(&base, true);
+    loss(&params).backward().unwrap();
+    let eps = 3e-3;
+    for (k, p) in params.iter().enumerate() {
+        let grad = p
+            .grad()
+            .unwrap_or_else(|| panic!("{what}: input {k} got no gradient"))
+            .to_vec()
+            .unwrap();
+        for i in 0..base[k].len() {
+            let at = |delta: f32| {
+                let mut d = base.clone();
+                d[k][i] += delta;
+                loss(&vars(&d, false)).item().unwrap()
+            };
+            let num = (at(eps) - at(-eps)) / (2.0 * eps);
+            assert!(
+                (num - grad[i]).abs() <= 3e-3 + 2e-2 * num.abs(),
+                "{what}: d/d input {k}[{i}]: numeric {num}, autograd {}",
+                grad[i]
+            );
+        }
+    }
+}
+
+pub fn input(shape: &[usize], seed: u64) -> (Vec<f32>, Vec<usize>) {
+    (data(shape.iter().product(), seed), shape.to_vec())
 }
