@@ -25,8 +25,8 @@ use recur::nn::checkpoint::{self, Checkpoint};
 use recur::nn::tbptt::{Chunk, Tbptt};
 use recur::nn::{
     clip_grad_norm_params, functional as F, no_grad, prefixed, Adam, AdamConfig, Cell, Embedding,
-    Layer, Linear, LinearConfig, LossReduction, LrSchedule, Module, Recurrent, RecurrentConfig,
-    Rng, Tensor, Var,
+    Layer, Linear, LinearConfig, LossReduction, LrSchedule, MinCell, MinRnnBlock, Module,
+    Recurrent, RecurrentConfig, RmsNorm, Rng, Tensor, Var,
 };
 
 #[path = "support/plot.rs"]
@@ -53,7 +53,8 @@ struct Args {
     /// UTF-8 text to train on (default: recur's own sources).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Recurrent cell: lstm, gru or rnn.
+    /// Recurrent cell: lstm, gru or rnn (PyTorch layers), or mingru or
+    /// minlstm (blocks of width --hidden, trained with the parallel scan).
     #[arg(long, default_value = "lstm")]
     model: String,
     /// Optimizer steps (truncated-BPTT updates).
@@ -116,36 +117,80 @@ struct Args {
     stop_at: Option<u64>,
 }
 
+/// The recurrent part: PyTorch-style LSTM/GRU/RNN layers, or a stack of
+/// minGRU/minLSTM blocks (pre-RMSNorm cell and MLP with residuals, Feng et
+/// al. 2024) with a final RMSNorm.
+enum Backbone {
+    Classic(Recurrent),
+    Min(Vec<MinRnnBlock>, RmsNorm),
+}
+
 /// embedding → recurrent layers → linear, named as the PyTorch module with
-/// submodules `embedding`, `rnn` and `out` would be.
+/// submodules `embedding`, `rnn` (and `norm`) and `out` would be.
 struct Model {
     embedding: Embedding,
-    rnn: Recurrent,
+    rnn: Backbone,
     out: Linear,
 }
 
 impl Module for Model {
     fn named_parameters(&self) -> Vec<(String, Var)> {
         let mut v = prefixed("embedding", &self.embedding);
-        v.extend(prefixed("rnn", &self.rnn));
+        match &self.rnn {
+            Backbone::Classic(r) => v.extend(prefixed("rnn", r)),
+            Backbone::Min(blocks, norm) => {
+                for (i, b) in blocks.iter().enumerate() {
+                    v.extend(prefixed(&format!("rnn.{i}"), b));
+                }
+                v.extend(prefixed("norm", norm));
+            }
+        }
         v.extend(prefixed("out", &self.out));
         v
     }
 
     fn set_training(&self, training: bool) {
-        self.rnn.set_training(training);
+        if let Backbone::Classic(r) = &self.rnn {
+            r.set_training(training);
+        }
     }
 }
 
 impl Model {
     /// Recurrent outputs (T, B, H) for time-major `ids` (T, B) from `state`
-    /// ([h] or [h, c]; empty for zeros), and the state after the last step.
+    /// (classic: [h] or [h, c]; min: one state per block; empty for zeros),
+    /// and the state after the last step.
     fn run(&self, ids: &Tensor, state: &[Var]) -> Result<(Var, Vec<Var>)> {
         let x = self.embedding.forward(ids)?;
-        let o = self.rnn.forward_var(&x, state.first(), state.get(1))?;
-        let mut next = vec![o.h_n];
-        next.extend(o.c_n);
-        Ok((o.output, next))
+        match &self.rnn {
+            Backbone::Classic(r) => {
+                let o = r.forward_var(&x, state.first(), state.get(1))?;
+                let mut next = vec![o.h_n];
+                next.extend(o.c_n);
+                Ok((o.output, next))
+            }
+            Backbone::Min(blocks, norm) => {
+                let (mut x, mut next) = (x, Vec::new());
+                for (i, b) in blocks.iter().enumerate() {
+                    let (y, last) = b.forward_state(&x, state.get(i))?;
+                    x = y;
+                    next.push(last);
+                }
+                Ok((norm.forward(&x)?, next))
+            }
+        }
+    }
+
+    /// Shapes of the carried state's tensors, for checkpoints.
+    fn state_shapes(&self, batch: usize, hidden: usize) -> Vec<Vec<usize>> {
+        match &self.rnn {
+            Backbone::Classic(r) => {
+                let c = r.config();
+                let n = if c.cell == Cell::Lstm { 2 } else { 1 };
+                vec![vec![c.num_layers * c.directions(), batch, hidden]; n]
+            }
+            Backbone::Min(blocks, _) => vec![vec![batch, hidden]; blocks.len()],
+        }
     }
 
     /// Summed cross-entropy of the outputs at steps `rows` of `out` (T, B, H)
@@ -321,8 +366,8 @@ fn save_checkpoint(
         tensors.push((format!("optim.m.{i}"), mm));
         tensors.push((format!("optim.v.{i}"), vv));
     }
-    for (name, s) in ["state.h", "state.c"].iter().zip(p.state) {
-        tensors.push((name.to_string(), s.value()));
+    for (i, s) in p.state.iter().enumerate() {
+        tensors.push((format!("state.{i}"), s.value()));
     }
     let meta = std::collections::HashMap::from([
         ("step".to_string(), p.step.to_string()),
@@ -330,7 +375,11 @@ fn save_checkpoint(
         ("rng".to_string(), p.rng.state().to_string()),
         (
             "dropout_rng".to_string(),
-            m.rnn.dropout_rng_state().to_string(),
+            match &m.rnn {
+                Backbone::Classic(r) => r.dropout_rng_state(),
+                Backbone::Min(..) => 0,
+            }
+            .to_string(),
         ),
         ("optim.steps".to_string(), opt.steps().to_string()),
         ("vocab".to_string(), vocab.iter().collect::<String>()),
@@ -371,10 +420,11 @@ fn main() -> Result<()> {
     }
     let plan = tbptt.plan(per_stream - 1);
     let cell = match args.model.as_str() {
-        "lstm" => Cell::Lstm,
-        "gru" => Cell::Gru,
-        "rnn" => Cell::RnnTanh,
-        other => bail!("--model {other}: choose lstm, gru or rnn"),
+        "lstm" => Some(Cell::Lstm),
+        "gru" => Some(Cell::Gru),
+        "rnn" => Some(Cell::RnnTanh),
+        "mingru" | "minlstm" => None,
+        other => bail!("--model {other}: choose lstm, gru, rnn, mingru or minlstm"),
     };
 
     let dev = Device::new()?;
@@ -391,19 +441,39 @@ fn main() -> Result<()> {
     );
     let mut rng = Rng::new(args.seed);
     let v = vocab.len();
-    let model = Model {
-        embedding: Embedding::new(&dev, v, args.embed, &mut rng)?,
-        rnn: RecurrentConfig {
-            num_layers: args.layers,
-            dropout: args.dropout,
-            ..RecurrentConfig::new(cell, args.embed, args.hidden)
+    let model = match cell {
+        Some(cell) => Model {
+            embedding: Embedding::new(&dev, v, args.embed, &mut rng)?,
+            rnn: Backbone::Classic(
+                RecurrentConfig {
+                    num_layers: args.layers,
+                    dropout: args.dropout,
+                    ..RecurrentConfig::new(cell, args.embed, args.hidden)
+                }
+                .init(&dev, &mut rng)?,
+            ),
+            out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
+        },
+        None => {
+            // The blocks are residual: the embedding has the model's width.
+            let kind = if args.model == "mingru" {
+                MinCell::Gru
+            } else {
+                MinCell::Lstm
+            };
+            let blocks = (0..args.layers)
+                .map(|_| MinRnnBlock::new(&dev, kind, args.hidden, false, &mut rng))
+                .collect::<recur::nn::Result<Vec<_>>>()?;
+            Model {
+                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
+                rnn: Backbone::Min(blocks, RmsNorm::new(&dev, args.hidden, 1e-6)?),
+                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
+            }
         }
-        .init(&dev, &mut rng)?,
-        out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
     };
     println!(
-        "model: {:?} {}x{} ({} parameters), TBPTT(k1={}, k2={}), {} updates per pass",
-        cell,
+        "model: {} {}x{} ({} parameters), TBPTT(k1={}, k2={}), {} updates per pass",
+        args.model,
         args.layers,
         args.hidden,
         model.num_parameters(),
@@ -439,20 +509,22 @@ fn main() -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()?;
         opt.restore(moments, ck.meta("optim.steps")?)?;
-        let state_shape = [
-            model.rnn.named_parameters().len() / 4,
-            args.batch,
-            args.hidden,
-        ];
-        for name in ["state.h", "state.c"] {
+        for (i, shape) in model
+            .state_shapes(args.batch, args.hidden)
+            .iter()
+            .enumerate()
+        {
+            let name = format!("state.{i}");
             if ck.names().any(|n| n == name) {
-                state.push(Var::new(ck.tensor(&dev, name, &state_shape)?));
+                state.push(Var::new(ck.tensor(&dev, &name, shape)?));
             }
         }
         first_step = ck.meta("step")?;
         tokens = ck.meta("tokens")?;
         rng = Rng::new(ck.meta("rng")?);
-        model.rnn.set_dropout_rng_state(ck.meta("dropout_rng")?);
+        if let Backbone::Classic(r) = &model.rnn {
+            r.set_dropout_rng_state(ck.meta("dropout_rng")?);
+        }
         let get = |k: &str| {
             ck.metadata
                 .get(k)

@@ -3,10 +3,12 @@
 //! ```text
 //! cargo run --release -p recur-bench -- peak
 //! cargo run --release -p recur-bench -- gemm --json gemm.json
+//! cargo run --release -p recur-bench -- scan --json scan.json
 //! ```
 
 mod record;
 mod rnn;
+mod scan;
 mod suites;
 mod timing;
 
@@ -37,6 +39,9 @@ enum Suite {
     Gemm,
     /// Fused LSTM/GRU vs the unfused baseline, forward and forward+backward.
     Rnn,
+    /// The linear/log scan core (forward, backward; serial and chunked), and
+    /// minGRU vs the fused GRU.
+    Scan,
     /// Every suite.
     All,
 }
@@ -49,10 +54,12 @@ fn main() -> anyhow::Result<()> {
         Suite::Peak => suites::peak(&dev, cli.runs)?,
         Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
         Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
+        Suite::Scan => scan::scan(&dev, cli.runs, cli.quick)?,
         Suite::All => {
             let mut r = suites::peak(&dev, cli.runs)?;
             r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
             r.extend(rnn::rnn(&dev, cli.runs, cli.quick)?);
+            r.extend(scan::scan(&dev, cli.runs, cli.quick)?);
             r
         }
     };

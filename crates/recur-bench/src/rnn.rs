@@ -12,7 +12,7 @@ use crate::suites::device_name;
 use crate::timing::measure;
 
 /// (I, H, B, T)
-type Shape = (usize, usize, usize, usize);
+pub(crate) type Shape = (usize, usize, usize, usize);
 
 struct Layer {
     w_ih: Tensor,
@@ -81,7 +81,7 @@ fn record(
     }
 }
 
-fn fused(
+pub(crate) fn fused(
     dev: &Device,
     runs: usize,
     cell: Cell,

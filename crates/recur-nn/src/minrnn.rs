@@ -245,12 +245,20 @@ pub struct MinRnnBlock {
 }
 
 impl MinRnnBlock {
-    /// A block of width `d` around a cell of kind `cell`, batch-first.
-    pub fn new(device: &Device, cell: MinCell, d: usize, rng: &mut Rng) -> Result<Self> {
+    /// A block of width `d` around a cell of kind `cell`, for (B, T, d)
+    /// inputs when `batch_first`, (T, B, d) otherwise.
+    pub fn new(
+        device: &Device,
+        cell: MinCell,
+        d: usize,
+        batch_first: bool,
+        rng: &mut Rng,
+    ) -> Result<Self> {
         Ok(Self {
             norm1: RmsNorm::new(device, d, 1e-6)?,
             cell: MinRnnConfig {
                 cell,
+                batch_first,
                 ..MinRnnConfig::min_gru(d, d)
             }
             .init(device, rng)?,
@@ -260,7 +268,7 @@ impl MinRnnBlock {
         })
     }
 
-    /// The block over a sequence (B, T, d) from `h0` (B, d); returns the
+    /// The block over a sequence from `h0` (B, d); returns the
     /// outputs and the cell's final state.
     pub fn forward_state(&self, x: &Var, h0: Option<&Var>) -> Result<(Var, Var)> {
         let (h, last) = self.cell.forward(&self.norm1.forward(x)?, h0)?;

@@ -98,7 +98,7 @@ fn gradients_match_finite_differences() {
             },
         );
         // The block (norms, residuals, MLP) on top.
-        let block = MinRnnBlock::new(&dev, cell, 4, &mut Rng::new(9)).unwrap();
+        let block = MinRnnBlock::new(&dev, cell, 4, true, &mut Rng::new(9)).unwrap();
         gradcheck(
             &dev,
             &format!("{cell:?} block"),
