@@ -9,3 +9,4 @@ mkdir -p bench-results
 cargo run --release -p recur-bench -- peak --json bench-results/peak.json
 cargo run --release -p recur-bench -- gemm --json bench-results/gemm.json
 cargo run --release -p recur-bench -- rnn --json bench-results/rnn.json "$@"
+cargo run --release -p recur-bench -- scan --json bench-results/scan.json "$@"

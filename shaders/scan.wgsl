@@ -14,6 +14,9 @@
 //   SUBGROUP  the chunked kernel scans across segments with subgroup
 //             shuffles (8-lane groups inside subgroups of ≥ 8) instead of
 //             workgroup memory.
+//   VEC4      every invocation handles 4 adjacent channels as a vec4 (the
+//             launcher passes dim and strides in vec4 units; D % 4 == 0):
+//             full cache lines per step on CPU adapters.
 //
 // Entries:
 //   scan_serial   one invocation per (b, d) walks the sequence (parallel over
@@ -23,7 +26,7 @@
 //                 segments, then replay with the carried-in state; chunks of
 //                 8·seg steps follow each other inside the workgroup. No
 //                 workgroup waits for another.
-// A step is an affine map x -> m.x * x + m.y (log: logaddexp(m.x + x, m.y)),
+// A step is an affine map x -> m.m * x + m.c (log: logaddexp(m.m + x, m.c)),
 // composed by `combine`, which is associative (tested on the host).
 
 struct Params {
@@ -31,18 +34,27 @@ struct Params {
     st: u32, has_h0: u32, seg: u32, _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;   // (b, t, d): a or log a
-@group(0) @binding(2) var<storage, read> bv: array<f32>;  // (b, t, d): b or log b
-@group(0) @binding(3) var<storage, read> h0: array<f32>;  // (B, D), read when has_h0
-#ifdef BACKWARD
-@group(0) @binding(4) var<storage, read> hs: array<f32>;         // forward outputs h or log h
-@group(0) @binding(5) var<storage, read> g: array<f32>;          // dL/d output
-@group(0) @binding(6) var<storage, read_write> da: array<f32>;   // dL/d a (or log a)
-@group(0) @binding(7) var<storage, read_write> db: array<f32>;   // dL/d b (or log b) = δ (linear)
+#ifdef VEC4
+alias V = vec4<f32>;
 #else
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;  // h or log h
-@group(0) @binding(5) var<storage, read_write> last: array<f32>; // (B, D): the final state
+alias V = f32;
+#endif
+
+// x -> m * x + c, or logaddexp(m + x, c) in log space.
+struct Map { m: V, c: V }
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<V>;   // (b, t, d): a or log a
+@group(0) @binding(2) var<storage, read> bv: array<V>;  // (b, t, d): b or log b
+@group(0) @binding(3) var<storage, read> h0: array<V>;  // (B, D), read when has_h0
+#ifdef BACKWARD
+@group(0) @binding(4) var<storage, read> hs: array<V>;         // forward outputs h or log h
+@group(0) @binding(5) var<storage, read> g: array<V>;          // dL/d output
+@group(0) @binding(6) var<storage, read_write> da: array<V>;   // dL/d a (or log a)
+@group(0) @binding(7) var<storage, read_write> db: array<V>;   // dL/d b (or log b) = δ (linear)
+#else
+@group(0) @binding(4) var<storage, read_write> out: array<V>;  // h or log h
+@group(0) @binding(5) var<storage, read_write> last: array<V>; // (B, D): the final state
 #endif
 
 // log 0, kept finite so that differences of two "zeros" stay defined.
@@ -50,49 +62,51 @@ const NEG: f32 = -3.0e38;
 
 fn idx(b: u32, t: u32, d: u32) -> u32 { return b * p.sb + t * p.st + d; }
 
-fn lae(x: f32, y: f32) -> f32 {
+fn lae(x: V, y: V) -> V {
     let m = max(x, y);
     return m + log(1.0 + exp(min(x, y) - m));
 }
 
 // The forward's state before step 0.
-fn initial(b: u32, d: u32) -> f32 {
+fn initial(b: u32, d: u32) -> V {
     if p.has_h0 != 0u { return h0[b * p.dim + d]; }
 #ifdef LOG
-    return NEG;
+    return V(NEG);
 #else
-    return 0.0;
+    return V(0.0);
 #endif
 }
 
 #ifdef BACKWARD
 // The backward's maps are linear in both forms.
-fn identity() -> vec2<f32> { return vec2<f32>(1.0, 0.0); }
-fn combine(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> { return vec2<f32>(x.x * y.x, y.x * x.y + y.y); }
-fn apply(m: vec2<f32>, h: f32) -> f32 { return m.x * h + m.y; }
+#define LINEAR_MAPS
 #else
-#ifdef LOG
-fn identity() -> vec2<f32> { return vec2<f32>(0.0, NEG); }
-fn combine(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> { return vec2<f32>(x.x + y.x, lae(y.x + x.y, y.y)); }
-fn apply(m: vec2<f32>, h: f32) -> f32 { return lae(m.x + h, m.y); }
-#else
-fn identity() -> vec2<f32> { return vec2<f32>(1.0, 0.0); }
-fn combine(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> { return vec2<f32>(x.x * y.x, y.x * x.y + y.y); }
-fn apply(m: vec2<f32>, h: f32) -> f32 { return m.x * h + m.y; }
+#ifndef LOG
+#define LINEAR_MAPS
 #endif
+#endif
+
+#ifdef LINEAR_MAPS
+fn identity() -> Map { return Map(V(1.0), V(0.0)); }
+fn combine(x: Map, y: Map) -> Map { return Map(x.m * y.m, y.m * x.c + y.c); }
+fn apply(f: Map, h: V) -> V { return f.m * h + f.c; }
+#else
+fn identity() -> Map { return Map(V(0.0), V(NEG)); }
+fn combine(x: Map, y: Map) -> Map { return Map(x.m + y.m, lae(y.m + x.c, y.c)); }
+fn apply(f: Map, h: V) -> V { return lae(f.m + h, f.c); }
 #endif
 
 #ifdef BACKWARD
 // Virtual step u visits time T − 1 − u.
 fn time_of(u: u32) -> u32 { return p.steps - 1u - u; }
 
-fn h_prev(b: u32, t: u32, d: u32) -> f32 {
+fn h_prev(b: u32, t: u32, d: u32) -> V {
     if t == 0u { return initial(b, d); }
     return hs[idx(b, t - 1u, d)];
 }
 
 // c_t: how h_t depends on h_{t−1}.
-fn coef(b: u32, t: u32, d: u32) -> f32 {
+fn coef(b: u32, t: u32, d: u32) -> V {
     let i = idx(b, t, d);
 #ifdef LOG
     return exp(a[i] + h_prev(b, t, d) - hs[i]);
@@ -101,13 +115,13 @@ fn coef(b: u32, t: u32, d: u32) -> f32 {
 #endif
 }
 
-fn step_map(b: u32, t: u32, d: u32) -> vec2<f32> {
-    var c = 0.0;
+fn step_map(b: u32, t: u32, d: u32) -> Map {
+    var c = V(0.0);
     if t + 1u < p.steps { c = coef(b, t + 1u, d); }
-    return vec2<f32>(c, g[idx(b, t, d)]);
+    return Map(c, g[idx(b, t, d)]);
 }
 
-fn emit(b: u32, t: u32, d: u32, delta: f32) {
+fn emit(b: u32, t: u32, d: u32, delta: V) {
     let i = idx(b, t, d);
 #ifdef LOG
     da[i] = delta * coef(b, t, d);
@@ -118,21 +132,21 @@ fn emit(b: u32, t: u32, d: u32, delta: f32) {
 #endif
 }
 
-fn start(b: u32, d: u32) -> f32 { return 0.0; }
+fn start(b: u32, d: u32) -> V { return V(0.0); }
 #else
 fn time_of(u: u32) -> u32 { return u; }
 
-fn step_map(b: u32, t: u32, d: u32) -> vec2<f32> {
+fn step_map(b: u32, t: u32, d: u32) -> Map {
     let i = idx(b, t, d);
-    return vec2<f32>(a[i], bv[i]);
+    return Map(a[i], bv[i]);
 }
 
-fn emit(b: u32, t: u32, d: u32, h: f32) { out[idx(b, t, d)] = h; }
+fn emit(b: u32, t: u32, d: u32, h: V) { out[idx(b, t, d)] = h; }
 
-fn start(b: u32, d: u32) -> f32 { return initial(b, d); }
+fn start(b: u32, d: u32) -> V { return initial(b, d); }
 #endif
 
-fn finish(b: u32, d: u32, x: f32) {
+fn finish(b: u32, d: u32, x: V) {
 #ifndef BACKWARD
     last[b * p.dim + d] = x;
 #endif
@@ -158,7 +172,7 @@ fn scan_serial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 #ifdef SCAN_CHUNKED
 #ifndef SUBGROUP
-var<workgroup> part: array<vec2<f32>, 64>;
+var<workgroup> part: array<Map, 64>;
 #endif
 
 @compute @workgroup_size(64)
@@ -171,7 +185,7 @@ fn scan_chunked(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
     let d = wid.x * 8u + lid / 8u; // channel
     let b = wid.y;
     let valid = d < p.dim;
-    var carry = 0.0;
+    var carry = V(0.0);
     if valid { carry = start(b, d); }
     let k = p.seg;
     for (var c0 = 0u; c0 < p.steps; c0 += 8u * k) {
@@ -186,13 +200,13 @@ fn scan_chunked(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
         var incl = m;
 #ifdef SUBGROUP
         for (var off = 1u; off < 8u; off <<= 1u) {
-            let o = vec2<f32>(subgroupShuffleUp(incl.x, off), subgroupShuffleUp(incl.y, off));
+            let o = Map(subgroupShuffleUp(incl.m, off), subgroupShuffleUp(incl.c, off));
             if s >= off { incl = combine(o, incl); }
         }
-        var excl = vec2<f32>(subgroupShuffleUp(incl.x, 1u), subgroupShuffleUp(incl.y, 1u));
+        var excl = Map(subgroupShuffleUp(incl.m, 1u), subgroupShuffleUp(incl.c, 1u));
         if s == 0u { excl = identity(); }
         let base = sg - s;
-        let total = vec2<f32>(subgroupShuffle(incl.x, base + 7u), subgroupShuffle(incl.y, base + 7u));
+        let total = Map(subgroupShuffle(incl.m, base + 7u), subgroupShuffle(incl.c, base + 7u));
 #else
         for (var off = 1u; off < 8u; off <<= 1u) {
             part[lid] = incl;

@@ -116,13 +116,31 @@ fn dims(op: &'static str, a: &Tensor, b: &Tensor, layout: ScanLayout) -> Result<
     })
 }
 
+impl Dims {
+    /// Channels are processed as vec4s when they come in fours (then every
+    /// offset is a multiple of 4 too).
+    fn vec4(&self) -> bool {
+        self.dim.is_multiple_of(4)
+    }
+
+    /// Channel count and strides in the kernel's units (vec4 or f32).
+    fn lanes(&self) -> usize {
+        if self.vec4() {
+            4
+        } else {
+            1
+        }
+    }
+}
+
 fn params(op: &'static str, d: &Dims, has_h0: bool) -> Result<Params> {
+    let l = d.lanes();
     Ok(Params {
         batch: u32_of(op, "batch", d.batch)?,
         steps: u32_of(op, "steps", d.steps)?,
-        dim: u32_of(op, "channels", d.dim)?,
-        sb: u32_of(op, "batch stride", d.sb)?,
-        st: u32_of(op, "time stride", d.st)?,
+        dim: u32_of(op, "channels", d.dim / l)?,
+        sb: u32_of(op, "batch stride", d.sb / l)?,
+        st: u32_of(op, "time stride", d.st / l)?,
         has_h0: has_h0 as u32,
         seg: d.steps.div_ceil(8).clamp(1, 64) as u32,
         _pad: 0,
@@ -142,7 +160,13 @@ fn pick(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> ScanStrategy {
     }
 }
 
-fn key(kind: ScanKind, strategy: ScanStrategy, backward: bool, subgroup: bool) -> KernelKey {
+fn key(
+    kind: ScanKind,
+    strategy: ScanStrategy,
+    backward: bool,
+    subgroup: bool,
+    vec4: bool,
+) -> KernelKey {
     let entry = match strategy {
         ScanStrategy::Chunked => "scan_chunked",
         _ => "scan_serial",
@@ -151,13 +175,15 @@ fn key(kind: ScanKind, strategy: ScanStrategy, backward: bool, subgroup: bool) -
         .flag("LOG", kind == ScanKind::Log)
         .flag("BACKWARD", backward)
         .flag("SUBGROUP", subgroup && strategy == ScanStrategy::Chunked)
+        .flag("VEC4", vec4)
 }
 
 fn groups(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> Result<[u32; 3]> {
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
+    let dim = d.dim / d.lanes();
     Ok(match strategy {
         ScanStrategy::Chunked => {
-            let x = d.dim.div_ceil(8);
+            let x = dim.div_ceil(8);
             if x > lim as usize || d.batch > lim as usize {
                 return Err(Error::InvalidArgument {
                     op: "scan",
@@ -169,7 +195,7 @@ fn groups(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> Result<[u32;
             }
             [x as u32, d.batch as u32, 1]
         }
-        _ => [groups_for(d.batch * d.dim, 64, lim), 1, 1],
+        _ => [groups_for(d.batch * dim, 64, lim), 1, 1],
     })
 }
 
@@ -219,7 +245,7 @@ pub fn scan_with(
     let h0b = h0.unwrap_or(a); // bound, never read without has_h0
     let sub = subgroups && dev.info().subgroups_of_at_least(8);
     dev.dispatch(
-        &key(kind, strategy, false, sub),
+        &key(kind, strategy, false, sub, d.vec4()),
         bytemuck::bytes_of(&p),
         &[
             (a.storage(), a.bytes(), Access::Read),
@@ -305,7 +331,7 @@ pub fn scan_backward_with(
     let h0b = h0.unwrap_or(a);
     let sub = subgroups && dev.info().subgroups_of_at_least(8);
     dev.dispatch(
-        &key(kind, strategy, true, sub),
+        &key(kind, strategy, true, sub, d.vec4()),
         bytemuck::bytes_of(&p),
         &[
             (a.storage(), a.bytes(), Access::Read),
@@ -339,9 +365,11 @@ pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     for kind in [ScanKind::Linear, ScanKind::Log] {
         for backward in [false, true] {
-            v.push(key(kind, ScanStrategy::Serial, backward, false));
-            for sub in [false, true] {
-                v.push(key(kind, ScanStrategy::Chunked, backward, sub));
+            for vec4 in [false, true] {
+                v.push(key(kind, ScanStrategy::Serial, backward, false, vec4));
+                for sub in [false, true] {
+                    v.push(key(kind, ScanStrategy::Chunked, backward, sub, vec4));
+                }
             }
         }
     }
