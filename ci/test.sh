@@ -18,4 +18,4 @@ cargo test --workspace
 
 # The same kernels and runtime on wgpu's GL backend (Mesa llvmpipe over
 # surfaceless EGL): proves the GL path, which has no subgroups or f16.
-RECUR_BACKEND=gl cargo test --workspace --test kernels --test runtime
+RECUR_BACKEND=gl cargo test --workspace --test kernels --test runtime --test scan

@@ -416,6 +416,27 @@ pub fn rms_norm(x: &Var, weight: Option<&Var>, eps: f32) -> Result<Var> {
     normalize(Norm::Rms, x, weight, None, eps)
 }
 
+/// A mask of `shape` holding 0 with probability `p` and 1/(1 − p)
+/// otherwise, drawn from `rng` (inverted dropout's scaling built in).
+pub(crate) fn dropout_mask(
+    device: &recur_gpu::Device,
+    shape: &[usize],
+    p: f32,
+    rng: &mut Rng,
+) -> Result<Tensor> {
+    let keep = 1.0 - p;
+    let m: Vec<f32> = (0..recur_gpu::numel(shape))
+        .map(|_| {
+            if rng.next_f32() < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Tensor::from_slice(device, &m, shape)
+}
+
 /// Inverted dropout (`F.dropout` in training): zeroes each element with
 /// probability `p` (drawn from `rng`) and scales the rest by 1/(1 − p).
 pub fn dropout(x: &Var, p: f32, rng: &mut Rng) -> Result<Var> {
@@ -428,17 +449,7 @@ pub fn dropout(x: &Var, p: f32, rng: &mut Rng) -> Result<Var> {
     if p == 0.0 {
         return Ok(x.clone());
     }
-    let keep = 1.0 - p;
-    let m: Vec<f32> = (0..x.value().numel())
-        .map(|_| {
-            if rng.next_f32() < keep {
-                1.0 / keep
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let mask = Tensor::from_slice(&x.value().device("dropout")?, &m, x.shape())?;
+    let mask = dropout_mask(&x.value().device("dropout")?, x.shape(), p, rng)?;
     let y = elementwise::mul(x.value(), &mask)?;
     Ok(record1("dropout", &[x], y, move |g, _| {
         Ok(vec![Some(elementwise::mul(g, &mask)?)])

@@ -462,17 +462,12 @@ impl Recurrent {
             let last = l + 1 == c.num_layers;
             let mask = match rng.as_deref_mut() {
                 Some(rng) if c.dropout > 0.0 && !last => {
-                    let keep = 1.0 - c.dropout;
-                    let m: Vec<f32> = (0..input.numel())
-                        .map(|_| {
-                            if rng.next_f32() < keep {
-                                1.0 / keep
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    let m = Tensor::from_slice(&self.device, &m, input.shape())?;
+                    let m = crate::functional::dropout_mask(
+                        &self.device,
+                        input.shape(),
+                        c.dropout,
+                        rng,
+                    )?;
                     input = elementwise::mul(&input, &m)?;
                     Some(m)
                 }

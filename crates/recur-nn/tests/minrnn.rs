@@ -7,19 +7,12 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{assert_matches, data, device, gradcheck, input, Fixture};
+use common::{assert_matches, data, device, gradcheck, input, max_diff, Fixture};
 use recur_nn::checkpoint::Checkpoint;
 use recur_nn::{
     functional as F, Layer, MinCell, MinRnnBlock, MinRnnConfig, Module, Rng, Tensor, Var,
 };
 use safetensors::SafeTensors;
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn step_mode_reproduces_the_parallel_scan() {

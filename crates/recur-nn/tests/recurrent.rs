@@ -7,15 +7,7 @@ use recur_nn::{
     Cell, Device, Error, Module, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
 };
 
-use common::device;
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+use common::{device, max_diff};
 
 #[test]
 fn stepping_a_cell_reproduces_the_sequence_layer() {

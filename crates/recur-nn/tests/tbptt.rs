@@ -7,7 +7,7 @@ mod common;
 
 use std::ops::Range;
 
-use common::device;
+use common::{device, max_diff};
 use recur_nn::tbptt::{Chunk, Tbptt};
 use recur_nn::{
     functional as F, Layer, LinearConfig, LossReduction, Module, RecurrentConfig, Rng, Tensor, Var,
@@ -15,13 +15,6 @@ use recur_nn::{
 
 const T: usize = 6;
 const B: usize = 2;
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 #[test]
 fn each_update_backpropagates_exactly_its_window() {

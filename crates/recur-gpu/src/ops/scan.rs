@@ -199,6 +199,48 @@ fn groups(dev: &crate::Device, strategy: ScanStrategy, d: &Dims) -> Result<[u32;
     })
 }
 
+/// One scan dispatch: which kernel, and the bindings after a, b and h0.
+struct Launch {
+    kind: ScanKind,
+    strategy: ScanStrategy,
+    backward: bool,
+    subgroups: bool,
+}
+
+impl Launch {
+    /// Binds `a`, `b`, `h0` (bound as `a`, never read, when absent) and
+    /// `rest` (tensor, written) in order and records the kernel.
+    fn dispatch(
+        &self,
+        op: &'static str,
+        dev: &crate::Device,
+        d: &Dims,
+        [a, b]: [&Tensor; 2],
+        h0: Option<&Tensor>,
+        rest: &[(&Tensor, bool)],
+    ) -> Result<()> {
+        let strategy = pick(dev, self.strategy, d);
+        let p = params(op, d, h0.is_some())?;
+        let h0b = h0.unwrap_or(a);
+        let sub = self.subgroups && dev.info().subgroups_of_at_least(8);
+        let mut bindings = vec![
+            (a.storage(), a.bytes(), Access::Read),
+            (b.storage(), b.bytes(), Access::Read),
+            (h0b.storage(), h0b.bytes(), Access::Read),
+        ];
+        bindings.extend(rest.iter().map(|(t, w)| {
+            let access = if *w { Access::ReadWrite } else { Access::Read };
+            (t.storage(), t.bytes(), access)
+        }));
+        dev.dispatch(
+            &key(self.kind, strategy, self.backward, sub, d.vec4()),
+            bytemuck::bytes_of(&p),
+            &bindings,
+            groups(dev, strategy, d)?,
+        )
+    }
+}
+
 fn check_state(op: &'static str, s: Option<&Tensor>, d: &Dims) -> Result<()> {
     if let Some(s) = s {
         all_f32(op, &[s])?;
@@ -238,24 +280,15 @@ pub fn scan_with(
     let dev = device_of(op, &all)?;
     let d = dims(op, a, b, layout)?;
     check_state(op, h0, &d)?;
-    let strategy = pick(&dev, strategy, &d);
     let h = dev.alloc(op, a.shape(), DType::F32)?;
     let last = dev.alloc(op, &[d.batch, d.dim], DType::F32)?;
-    let p = params(op, &d, h0.is_some())?;
-    let h0b = h0.unwrap_or(a); // bound, never read without has_h0
-    let sub = subgroups && dev.info().subgroups_of_at_least(8);
-    dev.dispatch(
-        &key(kind, strategy, false, sub, d.vec4()),
-        bytemuck::bytes_of(&p),
-        &[
-            (a.storage(), a.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (h0b.storage(), h0b.bytes(), Access::Read),
-            (h.storage(), h.bytes(), Access::ReadWrite),
-            (last.storage(), last.bytes(), Access::ReadWrite),
-        ],
-        groups(&dev, strategy, &d)?,
-    )?;
+    let run = Launch {
+        kind,
+        strategy,
+        backward: false,
+        subgroups,
+    };
+    run.dispatch(op, &dev, &d, [a, b], h0, &[(&h, true), (&last, true)])?;
     Ok(ScanOutput { h, last })
 }
 
@@ -324,25 +357,21 @@ pub fn scan_backward_with(
             base
         }
     };
-    let strategy = pick(&dev, strategy, &d);
     let da = dev.alloc(op, a.shape(), DType::F32)?;
     let db = dev.alloc(op, a.shape(), DType::F32)?;
-    let p = params(op, &d, h0.is_some())?;
-    let h0b = h0.unwrap_or(a);
-    let sub = subgroups && dev.info().subgroups_of_at_least(8);
-    dev.dispatch(
-        &key(kind, strategy, true, sub, d.vec4()),
-        bytemuck::bytes_of(&p),
-        &[
-            (a.storage(), a.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (h0b.storage(), h0b.bytes(), Access::Read),
-            (h.storage(), h.bytes(), Access::Read),
-            (g.storage(), g.bytes(), Access::Read),
-            (da.storage(), da.bytes(), Access::ReadWrite),
-            (db.storage(), db.bytes(), Access::ReadWrite),
-        ],
-        groups(&dev, strategy, &d)?,
+    let run = Launch {
+        kind,
+        strategy,
+        backward: true,
+        subgroups,
+    };
+    run.dispatch(
+        op,
+        &dev,
+        &d,
+        [a, b],
+        h0,
+        &[(h, false), (&g, false), (&da, true), (&db, true)],
     )?;
     let dh0 = match h0 {
         None => None,

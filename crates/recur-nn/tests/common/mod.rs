@@ -124,3 +124,12 @@ pub fn gradcheck(
 pub fn input(shape: &[usize], seed: u64) -> (Vec<f32>, Vec<usize>) {
     (data(shape.iter().product(), seed), shape.to_vec())
 }
+
+/// The largest absolute difference between two equally long slices.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
