@@ -230,6 +230,8 @@ impl Layer for MinRnn {
 
 /// The paper's language-model block (width d): `x + cell(RMSNorm(x))`, then
 /// `y + MLP(RMSNorm(y))` with MLP = Linear(d, 4d) → SiLU → Linear(4d, d).
+/// With `residual` off, the two sums become `cell(RMSNorm(x))` and
+/// `MLP(RMSNorm(y))`.
 #[derive(Clone, Debug)]
 pub struct MinRnnBlock {
     /// Before the cell.
@@ -242,6 +244,8 @@ pub struct MinRnnBlock {
     pub up: Linear,
     /// 4d → d.
     pub down: Linear,
+    /// Residual connections around the cell and the MLP (on by default).
+    pub residual: bool,
 }
 
 impl MinRnnBlock {
@@ -265,6 +269,7 @@ impl MinRnnBlock {
             norm2: RmsNorm::new(device, d, 1e-6)?,
             up: LinearConfig::new(d, 4 * d).init(device, rng)?,
             down: LinearConfig::new(4 * d, d).init(device, rng)?,
+            residual: true,
         })
     }
 
@@ -272,15 +277,22 @@ impl MinRnnBlock {
     /// outputs and the cell's final state.
     pub fn forward_state(&self, x: &Var, h0: Option<&Var>) -> Result<(Var, Var)> {
         let (h, last) = self.cell.forward(&self.norm1.forward(x)?, h0)?;
+        Ok((self.finish(x, h)?, last))
+    }
+
+    /// The residual (or not) around the cell's output `h`, then the MLP.
+    fn finish(&self, x: &Var, h: Var) -> Result<Var> {
+        if !self.residual {
+            return self.mlp(&h);
+        }
         let y = F::add(x, &h)?;
-        Ok((F::add(&y, &self.mlp(&y)?)?, last))
+        F::add(&y, &self.mlp(&y)?)
     }
 
     /// One token (B, d) from state `h` (B, d): the output and the new state.
     pub fn step(&self, x: &Var, h: Option<&Var>) -> Result<(Var, Var)> {
         let h = self.cell.step(&self.norm1.forward(x)?, h)?;
-        let y = F::add(x, &h)?;
-        Ok((F::add(&y, &self.mlp(&y)?)?, h))
+        Ok((self.finish(x, h.clone())?, h))
     }
 
     fn mlp(&self, y: &Var) -> Result<Var> {
