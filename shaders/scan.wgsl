@@ -10,7 +10,8 @@
 //             w = exp(log a + log h_{t−1} − log h_t) (log), writing
 //             linear: ∂a_t = δ_t h_{t−1}, ∂b_t = δ_t
 //             log:    ∂log a_t = δ_t w_t, ∂log b_t = δ_t exp(log b_t − log h_t)
-//             (g already includes the gradient of the final state).
+//             and ∂h0 = c_0 δ_0 (g already includes the gradient of the
+//             final state).
 //   SUBGROUP  the chunked kernel scans across segments with subgroup
 //             shuffles (8-lane groups inside subgroups of ≥ 8) instead of
 //             workgroup memory.
@@ -29,9 +30,11 @@
 // A step is an affine map x -> m.m * x + m.c (log: logaddexp(m.m + x, m.c)),
 // composed by `combine`, which is associative (tested on the host).
 
+// `batch` items from item `b0` (the bound slices of the sequence tensors
+// start at item b0; h0 and `last` are bound whole).
 struct Params {
     batch: u32, steps: u32, dim: u32, sb: u32,
-    st: u32, has_h0: u32, seg: u32, _pad: u32,
+    st: u32, has_h0: u32, seg: u32, b0: u32,
 }
 
 #ifdef VEC4
@@ -52,6 +55,7 @@ struct Map { m: V, c: V }
 @group(0) @binding(5) var<storage, read> g: array<V>;          // dL/d output
 @group(0) @binding(6) var<storage, read_write> da: array<V>;   // dL/d a (or log a)
 @group(0) @binding(7) var<storage, read_write> db: array<V>;   // dL/d b (or log b) = δ (linear)
+@group(0) @binding(8) var<storage, read_write> dh0: array<V>;  // (B, D): dL/d h0, written when has_h0
 #else
 @group(0) @binding(4) var<storage, read_write> out: array<V>;  // h or log h
 @group(0) @binding(5) var<storage, read_write> last: array<V>; // (B, D): the final state
@@ -69,7 +73,7 @@ fn lae(x: V, y: V) -> V {
 
 // The forward's state before step 0.
 fn initial(b: u32, d: u32) -> V {
-    if p.has_h0 != 0u { return h0[b * p.dim + d]; }
+    if p.has_h0 != 0u { return h0[(p.b0 + b) * p.dim + d]; }
 #ifdef LOG
     return V(NEG);
 #else
@@ -123,6 +127,8 @@ fn step_map(b: u32, t: u32, d: u32) -> Map {
 
 fn emit(b: u32, t: u32, d: u32, delta: V) {
     let i = idx(b, t, d);
+    // h_0 = a_0 h0 + b_0 (log: w_0 weighs log h0): dL/dh0 = c_0 δ_0.
+    if t == 0u && p.has_h0 != 0u { dh0[(p.b0 + b) * p.dim + d] = delta * coef(b, 0u, d); }
 #ifdef LOG
     da[i] = delta * coef(b, t, d);
     db[i] = delta * exp(bv[i] - hs[i]);
@@ -148,7 +154,7 @@ fn start(b: u32, d: u32) -> V { return initial(b, d); }
 
 fn finish(b: u32, d: u32, x: V) {
 #ifndef BACKWARD
-    last[b * p.dim + d] = x;
+    last[(p.b0 + b) * p.dim + d] = x;
 #endif
 }
 

@@ -24,12 +24,14 @@ pub const MAX_PENDING_DISPATCHES: usize = 4_096;
 /// the oldest beyond this, so queued work and its memory stay bounded.
 pub const MAX_IN_FLIGHT: usize = 4;
 
-/// One storage binding of a dispatch: a buffer and how many bytes to bind.
+/// One storage binding of a dispatch: a buffer and the byte range bound.
 #[derive(Clone, Debug)]
 pub struct Binding {
     /// The buffer.
     pub buffer: wgpu::Buffer,
-    /// Bytes bound from offset 0 (a multiple of 4).
+    /// First byte bound (a multiple of the adapter's storage offset alignment).
+    pub offset: u64,
+    /// Bytes bound from `offset` (a multiple of 4).
     pub bytes: u64,
 }
 
@@ -106,7 +108,44 @@ impl Device {
         buffers: &[(&Arc<GpuBuffer>, u64, Access)],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        let access: Vec<Access> = buffers.iter().map(|b| b.2).collect();
+        let ranges: Vec<_> = buffers.iter().map(|&(b, n, a)| (b, 0, n, a)).collect();
+        self.dispatch_ranges(key, params, &ranges, workgroups)
+    }
+
+    /// [`Device::dispatch`] binding `bytes` from `offset` of each buffer: how
+    /// kernels work on tensors larger than one storage binding, a slice at a
+    /// time. A range over the binding limit is a `TooLarge` error naming the
+    /// kernel; an offset off the adapter's alignment is an `InvalidArgument`.
+    pub(crate) fn dispatch_ranges(
+        &self,
+        key: &KernelKey,
+        params: &[u8],
+        buffers: &[(&Arc<GpuBuffer>, u64, u64, Access)],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        let limits = &self.shared.info.limits;
+        let (limit, align) = (
+            limits.max_storage_buffer_binding_size,
+            limits.min_storage_buffer_offset_alignment as u64,
+        );
+        for &(_, offset, bytes, _) in buffers {
+            if bytes > limit {
+                return Err(Error::TooLarge {
+                    op: key.entry,
+                    shape: vec![bytes.div_ceil(4) as usize],
+                    bytes,
+                    limit_name: "max_storage_buffer_binding_size (one binding)",
+                    limit,
+                });
+            }
+            if !offset.is_multiple_of(align) {
+                return Err(Error::InvalidArgument {
+                    op: key.entry,
+                    what: format!("binding offset {offset} is not a multiple of {align}"),
+                });
+            }
+        }
+        let access: Vec<Access> = buffers.iter().map(|b| b.3).collect();
         let kernel = self
             .shared
             .pipelines
@@ -118,8 +157,9 @@ impl Device {
             params,
             bindings: buffers
                 .iter()
-                .map(|(b, bytes, _)| Binding {
+                .map(|(b, offset, bytes, _)| Binding {
                     buffer: b.raw().clone(),
+                    offset: *offset,
                     bytes: bytes.div_ceil(4).max(1) * 4,
                 })
                 .collect(),
@@ -127,7 +167,7 @@ impl Device {
         };
         let full = {
             let mut r = self.shared.recorder.lock().map_err(poisoned)?;
-            for (b, _, _) in buffers {
+            for (b, ..) in buffers {
                 b.mark_used(r.epoch);
             }
             r.pending.push(d);
@@ -296,8 +336,10 @@ impl Device {
                         binding: i as u32 + 1,
                         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                             buffer: &b.buffer,
-                            offset: 0,
-                            size: NonZeroU64::new(b.bytes.min(b.buffer.size())),
+                            offset: b.offset,
+                            size: NonZeroU64::new(
+                                b.bytes.min(b.buffer.size().saturating_sub(b.offset)),
+                            ),
                         }),
                     });
                 }

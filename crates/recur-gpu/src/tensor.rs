@@ -76,23 +76,18 @@ impl Device {
             })?;
         let bytes = (n as u64).saturating_mul(dtype.size() as u64);
         let limits = &self.shared.info.limits;
-        let checks = [
-            (
-                "max_storage_buffer_binding_size",
-                limits.max_storage_buffer_binding_size,
-            ),
-            ("max_buffer_size", limits.max_buffer_size),
-        ];
-        for (limit_name, limit) in checks {
-            if crate::pool::size_class(bytes) > limit {
-                return Err(Error::TooLarge {
-                    op,
-                    shape: shape.to_vec(),
-                    bytes,
-                    limit_name,
-                    limit,
-                });
-            }
+        // A tensor may be larger than one storage binding (up to the
+        // adapter's buffer size): kernels that can work a slice at a time
+        // (fill, the scans) split it, the others refuse it when recorded.
+        let limit = limits.max_buffer_size;
+        if crate::pool::size_class(bytes) > limit {
+            return Err(Error::TooLarge {
+                op,
+                shape: shape.to_vec(),
+                bytes,
+                limit_name: "max_buffer_size",
+                limit,
+            });
         }
         let storage = self.shared.pool.alloc(
             &self.shared.device,

@@ -145,17 +145,30 @@ fn uploads_never_overwrite_what_the_open_recording_still_reads() {
 #[test]
 fn too_large_tensors_are_refused_before_allocation() {
     let Some(dev) = common::device() else { return };
-    let limit = dev.info().limits.max_storage_buffer_binding_size as usize;
-    let n = limit / 4 + 1024;
-    let err = Tensor::zeros(&dev, &[n]).unwrap_err();
+    let limits = dev.info().limits.clone();
+    // Over the buffer size: refused before anything is allocated or drawn.
+    let huge = limits.max_buffer_size as usize / 4 + 1024;
+    let err = Tensor::zeros(&dev, &[huge]).unwrap_err();
     assert!(matches!(err, Error::TooLarge { op: "full", .. }), "{err}");
     let err = Tensor::zeros(&dev, &[usize::MAX / 2, 4]).unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     let mut rng = recur_gpu::Rng::new(1);
     assert!(matches!(
-        Tensor::randn(&dev, &[n], 0.0, 1.0, &mut rng),
+        Tensor::randn(&dev, &[huge], 0.0, 1.0, &mut rng),
         Err(Error::TooLarge { .. })
     ));
+    // Over one storage binding but within the buffer size: the tensor
+    // exists, fill works a slice at a time, and a kernel that binds it
+    // whole refuses it, naming itself.
+    if limits.max_buffer_size > limits.max_storage_buffer_binding_size + (1 << 20) {
+        let n = limits.max_storage_buffer_binding_size as usize / 4 + 1024;
+        let big = Tensor::full(&dev, &[n], 2.5).unwrap();
+        let host = big.to_vec().unwrap();
+        assert!(host[0] == 2.5 && host[n - 1] == 2.5 && host[n / 2] == 2.5);
+        let err = elementwise::scale(&big, 2.0).unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("unary"), "{err}");
+    }
 }
 
 #[test]

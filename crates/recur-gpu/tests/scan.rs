@@ -317,3 +317,116 @@ fn bad_scan_input_is_a_typed_error() {
     let bad_h0 = upload(&dev, &[0.0; 3], &[1, 3]);
     assert!(run(&a, &a, Some(&bad_h0)).is_err());
 }
+
+/// A batch-first sequence larger than one storage binding is scanned in
+/// groups of whole batch items, each bound at its offset, and matches the
+/// same items scanned one by one.
+#[test]
+fn sequences_over_the_binding_limit_are_split_by_batch() {
+    let Some(dev) = common::device() else { return };
+    let limits = dev.info().limits.clone();
+    let limit = limits.max_storage_buffer_binding_size as usize;
+    let (t, d) = (2048, 256); // 2 MiB per item, offsets aligned
+    let bs = limit / (4 * t * d) + 2;
+    if (bs * t * d * 4) as u64 > limits.max_buffer_size {
+        return;
+    }
+    let n = bs * t * d;
+    let mut rng = Rng::new(9);
+    for kind in [ScanKind::Linear, ScanKind::Log] {
+        let (lo, hi) = if kind == ScanKind::Linear {
+            (0.5, 1.0)
+        } else {
+            (-0.7, 0.0)
+        };
+        let a = recur_gpu::Tensor::rand(&dev, &[bs, t, d], lo, hi, &mut rng).unwrap();
+        let b = recur_gpu::Tensor::rand(&dev, &[bs, t, d], -1.0, 1.0, &mut rng).unwrap();
+        let g = recur_gpu::Tensor::rand(&dev, &[bs, t, d], -1.0, 1.0, &mut rng).unwrap();
+        let h0 = recur_gpu::Tensor::rand(&dev, &[bs, d], 0.1, 1.0, &mut rng).unwrap();
+        assert!(a.bytes() > limit as u64);
+        fn run(
+            kind: ScanKind,
+            a: &recur_gpu::Tensor,
+            b: &recur_gpu::Tensor,
+            g: &recur_gpu::Tensor,
+            h0: &recur_gpu::Tensor,
+        ) -> (scan::ScanOutput, scan::ScanGrads) {
+            let out = scan::scan(
+                kind,
+                a,
+                b,
+                Some(h0),
+                ScanLayout::BatchFirst,
+                ScanStrategy::Auto,
+            )
+            .unwrap();
+            let gr = scan::scan_backward(
+                kind,
+                a,
+                b,
+                Some(h0),
+                &out.h,
+                Some(g),
+                None,
+                ScanLayout::BatchFirst,
+                ScanStrategy::Auto,
+            )
+            .unwrap();
+            (out, gr)
+        }
+        let (out, gr) = run(kind, &a, &b, &g, &h0);
+        let (h, last, da) = (
+            out.h.to_vec().unwrap(),
+            out.last.to_vec().unwrap(),
+            gr.da.to_vec().unwrap(),
+        );
+        assert_eq!(h.len(), n);
+        // The first and the last item, scanned alone (each fits a binding).
+        // (Slicing the big tensors on the GPU would bind them whole.)
+        let (ah, bh, gh) = (
+            a.to_vec().unwrap(),
+            b.to_vec().unwrap(),
+            g.to_vec().unwrap(),
+        );
+        for item in [0, bs - 1] {
+            let one = |x: &[f32]| upload(&dev, &x[item * t * d..][..t * d], &[1, t, d]);
+            let h0i = recur_gpu::ops::layout::slice(&h0, 0, item, 1).unwrap();
+            let (ai, bi, gi) = (one(&ah), one(&bh), one(&gh));
+            let (o, gi) = run(kind, &ai, &bi, &gi, &h0i);
+            let what = format!("{kind:?} item {item} of {bs}");
+            assert_close(
+                &format!("{what} h"),
+                &h[item * t * d..][..t * d],
+                &o.h.to_vec().unwrap(),
+                0.0,
+                0.0,
+            );
+            assert_close(
+                &format!("{what} last"),
+                &last[item * d..][..d],
+                &o.last.to_vec().unwrap(),
+                0.0,
+                0.0,
+            );
+            assert_close(
+                &format!("{what} da"),
+                &da[item * t * d..][..t * d],
+                &gi.da.to_vec().unwrap(),
+                0.0,
+                0.0,
+            );
+        }
+    }
+    // Time-major sequences cannot be split by item: a typed error.
+    let tm = recur_gpu::Tensor::zeros(&dev, &[t, bs, d]).unwrap();
+    let err = scan::scan(
+        ScanKind::Linear,
+        &tm,
+        &tm,
+        None,
+        ScanLayout::TimeMajor,
+        ScanStrategy::Auto,
+    )
+    .unwrap_err();
+    assert!(matches!(err, recur_gpu::Error::TooLarge { .. }), "{err}");
+}

@@ -73,13 +73,29 @@ pub fn fill(t: &Tensor, value: f32) -> Result<()> {
     if t.numel() == 0 {
         return Ok(());
     }
-    let p = params("fill", t.numel(), 1, 0, value, 0.0)?;
-    dev.dispatch(
-        &KernelKey::new("elementwise", "fill"),
-        bytemuck::bytes_of(&p),
-        &[(t.storage(), t.bytes(), Access::ReadWrite)],
-        groups(&dev, t.numel()),
-    )
+    // Slices of at most one binding, at aligned offsets, for tensors
+    // larger than a binding.
+    let limits = &dev.info().limits;
+    let align = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let per = (limits.max_storage_buffer_binding_size as usize / 4 / align).max(1) * align;
+    let mut start = 0;
+    while start < t.numel() {
+        let len = per.min(t.numel() - start);
+        let p = params("fill", len, 1, 0, value, 0.0)?;
+        dev.dispatch_ranges(
+            &KernelKey::new("elementwise", "fill"),
+            bytemuck::bytes_of(&p),
+            &[(
+                t.storage(),
+                4 * start as u64,
+                4 * len as u64,
+                Access::ReadWrite,
+            )],
+            groups(&dev, len),
+        )?;
+        start += len;
+    }
+    Ok(())
 }
 
 /// `act(alpha * x + beta)`, elementwise.

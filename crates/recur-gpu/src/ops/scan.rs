@@ -7,8 +7,10 @@ use bytemuck::{Pod, Zeroable};
 use super::{all_f32, device_of, elementwise, layout, u32_of};
 use crate::error::{check_shape, Error, Result};
 use crate::kernel::{Access, KernelKey};
+use crate::pool::GpuBuffer;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
+use std::sync::Arc;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -20,7 +22,8 @@ struct Params {
     st: u32,
     has_h0: u32,
     seg: u32,
-    _pad: u32,
+    /// First batch item of this dispatch (indexes h0 and the final state).
+    b0: u32,
 }
 
 /// Which recurrence.
@@ -76,6 +79,7 @@ pub struct ScanGrads {
     pub dh0: Option<Tensor>,
 }
 
+#[derive(Clone, Copy)]
 struct Dims {
     batch: usize,
     steps: usize,
@@ -143,7 +147,7 @@ fn params(op: &'static str, d: &Dims, has_h0: bool) -> Result<Params> {
         st: u32_of(op, "time stride", d.st / l)?,
         has_h0: has_h0 as u32,
         seg: d.steps.div_ceil(8).clamp(1, 64) as u32,
-        _pad: 0,
+        b0: 0,
     })
 }
 
@@ -209,7 +213,10 @@ struct Launch {
 
 impl Launch {
     /// Binds `a`, `b`, `h0` (bound as `a`, never read, when absent) and
-    /// `rest` (tensor, written) in order and records the kernel.
+    /// `rest` (tensor, written, shaped like `a` rather than (B, D)) in
+    /// order and records the kernel. Sequences larger than one storage
+    /// binding are split into groups of whole batch items (batch-first),
+    /// each bound at its offset; the (B, D) states are indexed from `b0`.
     fn dispatch(
         &self,
         op: &'static str,
@@ -217,28 +224,75 @@ impl Launch {
         d: &Dims,
         [a, b]: [&Tensor; 2],
         h0: Option<&Tensor>,
-        rest: &[(&Tensor, bool)],
+        rest: &[(&Tensor, bool, bool)],
     ) -> Result<()> {
         let strategy = pick(dev, self.strategy, d);
-        let p = params(op, d, h0.is_some())?;
+        let mut p = params(op, d, h0.is_some())?;
         let h0b = h0.unwrap_or(a);
         let sub = self.subgroups && dev.info().subgroups_of_at_least(8);
-        let mut bindings = vec![
-            (a.storage(), a.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (h0b.storage(), h0b.bytes(), Access::Read),
-        ];
-        bindings.extend(rest.iter().map(|(t, w)| {
-            let access = if *w { Access::ReadWrite } else { Access::Read };
-            (t.storage(), t.bytes(), access)
-        }));
-        dev.dispatch(
-            &key(self.kind, strategy, self.backward, sub, d.vec4()),
-            bytemuck::bytes_of(&p),
-            &bindings,
-            groups(dev, strategy, d)?,
-        )
+        let key = key(self.kind, strategy, self.backward, sub, d.vec4());
+        let limits = &dev.info().limits;
+        let item = 4 * (d.sb as u64); // bytes of one batch item (batch-first)
+        let per = if a.bytes() <= limits.max_storage_buffer_binding_size {
+            d.batch
+        } else if d.time_axis == 1
+            && item <= limits.max_storage_buffer_binding_size
+            && item.is_multiple_of(limits.min_storage_buffer_offset_alignment as u64)
+        {
+            (limits.max_storage_buffer_binding_size / item) as usize
+        } else {
+            return Err(Error::TooLarge {
+                op,
+                shape: a.shape().to_vec(),
+                bytes: a.bytes(),
+                limit_name: "max_storage_buffer_binding_size (splits need batch-first \
+                             items of at most one binding, at aligned offsets)",
+                limit: limits.max_storage_buffer_binding_size,
+            });
+        };
+        let mut b0 = 0;
+        while b0 < d.batch {
+            let nb = per.min(d.batch - b0);
+            let (off, len) = if per == d.batch {
+                (0, a.bytes())
+            } else {
+                (b0 as u64 * item, nb as u64 * item)
+            };
+            let mut bindings = vec![
+                range(a, false, off, len),
+                range(b, false, off, len),
+                range(h0b, false, 0, h0b.bytes()),
+            ];
+            bindings.extend(rest.iter().map(|&(t, w, per_step)| {
+                if per_step {
+                    range(t, w, off, len)
+                } else {
+                    range(t, w, 0, t.bytes())
+                }
+            }));
+            p.batch = u32_of(op, "batch", nb)?;
+            p.b0 = u32_of(op, "batch offset", b0)?;
+            let part = Dims { batch: nb, ..*d };
+            dev.dispatch_ranges(
+                &key,
+                bytemuck::bytes_of(&p),
+                &bindings,
+                groups(dev, strategy, &part)?,
+            )?;
+            b0 += nb;
+        }
+        Ok(())
     }
+}
+
+/// A binding of `len` bytes (at most the tensor's) of `t` from `off`.
+fn range(t: &Tensor, write: bool, off: u64, len: u64) -> (&Arc<GpuBuffer>, u64, u64, Access) {
+    let access = if write {
+        Access::ReadWrite
+    } else {
+        Access::Read
+    };
+    (t.storage(), off, len.min(t.bytes()), access)
 }
 
 fn check_state(op: &'static str, s: Option<&Tensor>, d: &Dims) -> Result<()> {
@@ -288,7 +342,14 @@ pub fn scan_with(
         backward: false,
         subgroups,
     };
-    run.dispatch(op, &dev, &d, [a, b], h0, &[(&h, true), (&last, true)])?;
+    run.dispatch(
+        op,
+        &dev,
+        &d,
+        [a, b],
+        h0,
+        &[(&h, true, true), (&last, true, false)],
+    )?;
     Ok(ScanOutput { h, last })
 }
 
@@ -359,6 +420,11 @@ pub fn scan_backward_with(
     };
     let da = dev.alloc(op, a.shape(), DType::F32)?;
     let db = dev.alloc(op, a.shape(), DType::F32)?;
+    // Written only with an initial state; a small stand-in otherwise.
+    let dh0 = match h0 {
+        Some(_) => dev.alloc(op, &[d.batch, d.dim], DType::F32)?,
+        None => dev.alloc(op, &[4], DType::F32)?, // one vec4
+    };
     let run = Launch {
         kind,
         strategy,
@@ -371,22 +437,15 @@ pub fn scan_backward_with(
         &d,
         [a, b],
         h0,
-        &[(h, false), (&g, false), (&da, true), (&db, true)],
+        &[
+            (h, false, true),
+            (&g, false, true),
+            (&da, true, true),
+            (&db, true, true),
+            (&dh0, true, false),
+        ],
     )?;
-    let dh0 = match h0 {
-        None => None,
-        Some(_) => {
-            let first = |t: &Tensor| {
-                layout::slice(t, d.time_axis, 0, 1).and_then(|s| s.reshape(&[d.batch, d.dim]))
-            };
-            Some(match kind {
-                // dh0 = a_0 δ_0, and δ_0 = ∂b_0.
-                ScanKind::Linear => elementwise::mul(&first(a)?, &first(&db)?)?,
-                // d log h0 = w_0 δ_0 = ∂log a_0.
-                ScanKind::Log => first(&da)?,
-            })
-        }
-    };
+    let dh0 = h0.map(|_| dh0);
     Ok(ScanGrads { da, db, dh0 })
 }
 
