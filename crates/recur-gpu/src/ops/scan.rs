@@ -355,7 +355,9 @@ pub fn scan_with(
 
 /// Gradients of [`scan`] for upstream `g` (shaped like the outputs; zeros
 /// when absent) and `d_last` (B, D), given the forward's inputs and its
-/// outputs `h`. One dispatch, plus a few small ones for `d_last` and `dh0`.
+/// outputs `h`. One dispatch (three more fold `d_last` into g's last step;
+/// those bind g whole, so a sequence over the binding limit takes its final
+/// state's gradient through g instead).
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward(
     kind: ScanKind,
