@@ -283,3 +283,93 @@ fn rnn_bad_input_is_a_typed_error() {
         Err(Error::DType { .. })
     ));
 }
+
+/// A sequence run in time chunks (as rnn_forward does when a tensor would
+/// exceed one storage binding) gives the whole sequence's outputs, final
+/// states and every gradient, for every cell and both directions.
+#[test]
+fn rnn_time_chunks_match_the_whole_sequence() {
+    use recur_gpu::ops::rnn::rnn_forward_chunked;
+    let Some(dev) = common::device() else { return };
+    let d = RnnDims {
+        t: 11,
+        b: 3,
+        i: 5,
+        h: 7,
+    };
+    for (k, cell) in Cell::ALL.into_iter().enumerate() {
+        let p = params(cell, d, 100 + k as u64);
+        let gh = cell.gates() * d.h;
+        let t = |v: &[f64], shape: &[usize]| upload(&dev, &f32s(v), shape);
+        let (w_ih, w_hh, b_ih, b_hh) = (
+            t(&p.w_ih, &[gh, d.i]),
+            t(&p.w_hh, &[gh, d.h]),
+            t(&p.b_ih, &[gh]),
+            t(&p.b_hh, &[gh]),
+        );
+        let w = RnnWeights {
+            w_ih: &w_ih,
+            w_hh: &w_hh,
+            b_ih: Some(&b_ih),
+            b_hh: Some(&b_hh),
+        };
+        let lstm = cell == Cell::Lstm;
+        let x = upload(&dev, &data(d.t * d.b * d.i, 1), &[d.t, d.b, d.i]);
+        let h0 = upload(&dev, &data(d.b * d.h, 2), &[d.b, d.h]);
+        let c0 = upload(&dev, &data(d.b * d.h, 3), &[d.b, d.h]);
+        let dout = upload(&dev, &data(d.t * d.b * d.h, 4), &[d.t, d.b, d.h]);
+        let dh_n = upload(&dev, &data(d.b * d.h, 5), &[d.b, d.h]);
+        let dc_n = upload(&dev, &data(d.b * d.h, 6), &[d.b, d.h]);
+        for reverse in [false, true] {
+            let c0r = lstm.then_some(&c0);
+            let dcr = lstm.then_some(&dc_n);
+            let whole = rnn_forward(cell, &w, &x, Some(&h0), c0r, reverse, true).unwrap();
+            let parts = rnn_forward_chunked(
+                4,
+                RnnStrategy::Auto,
+                cell,
+                &w,
+                &x,
+                Some(&h0),
+                c0r,
+                reverse,
+                true,
+            )
+            .unwrap();
+            let what = format!("{cell:?} reverse={reverse}");
+            let v = |t: &Tensor| t.to_vec().unwrap();
+            assert_close(&what, &v(&parts.output), &v(&whole.output), 1e-6, 1e-6);
+            assert_close(&what, &v(&parts.h_n), &v(&whole.h_n), 1e-6, 1e-6);
+            if lstm {
+                let (a, b) = (parts.c_n.as_ref().unwrap(), whole.c_n.as_ref().unwrap());
+                assert_close(&what, &v(a), &v(b), 1e-6, 1e-6);
+            }
+            let gw =
+                rnn_backward(&w, whole.cache.as_ref().unwrap(), &dout, Some(&dh_n), dcr).unwrap();
+            let gp =
+                rnn_backward(&w, parts.cache.as_ref().unwrap(), &dout, Some(&dh_n), dcr).unwrap();
+            for (name, a, b) in [
+                ("dx", &gp.dx, &gw.dx),
+                ("dh0", &gp.dh0, &gw.dh0),
+                ("dw_ih", &gp.dw_ih, &gw.dw_ih),
+                ("dw_hh", &gp.dw_hh, &gw.dw_hh),
+                (
+                    "db_ih",
+                    gp.db_ih.as_ref().unwrap(),
+                    gw.db_ih.as_ref().unwrap(),
+                ),
+                (
+                    "db_hh",
+                    gp.db_hh.as_ref().unwrap(),
+                    gw.db_hh.as_ref().unwrap(),
+                ),
+            ] {
+                assert_close(&format!("{what} {name}"), &v(a), &v(b), 1e-5, 1e-5);
+            }
+            if lstm {
+                let (a, b) = (gp.dc0.as_ref().unwrap(), gw.dc0.as_ref().unwrap());
+                assert_close(&format!("{what} dc0"), &v(a), &v(b), 1e-5, 1e-5);
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use super::{dims, or_placeholder, params, slots, Cell, RnnCache, RnnGradients, R
 use crate::error::{check_shape, Result};
 use crate::kernel::Access;
 use crate::ops::gemm::{self, Gemm};
-use crate::ops::{all_f32, device_of, layout, reduce};
+use crate::ops::{all_f32, device_of, elementwise, layout, reduce};
 use crate::tensor::{DType, Tensor};
 
 /// Backward of [`rnn_forward`]: gradients for upstream `dout` (T, B, H) and
@@ -18,6 +18,9 @@ pub fn rnn_backward(
     dh_n: Option<&Tensor>,
     dc_n: Option<&Tensor>,
 ) -> Result<RnnGradients> {
+    if !cache.chunks.is_empty() {
+        return chunked_backward(w, cache, dout, dh_n, dc_n);
+    }
     let cell = cache.cell;
     let x = &cache.x;
     let mut operands = vec![w.w_ih, w.w_hh, dout];
@@ -124,4 +127,50 @@ pub fn rnn_backward(
         db_ih,
         db_hh,
     })
+}
+
+/// The backward of a forward run in time chunks: the chunks in reverse
+/// processing order, each from the state gradients of the one after it;
+/// weight gradients summed, input gradients joined in time.
+fn chunked_backward(
+    w: &RnnWeights,
+    cache: &RnnCache,
+    dout: &Tensor,
+    dh_n: Option<&Tensor>,
+    dc_n: Option<&Tensor>,
+) -> Result<RnnGradients> {
+    let (mut dh, mut dc) = (dh_n.cloned(), dc_n.cloned());
+    let mut dxs: Vec<(usize, Tensor)> = Vec::new();
+    let mut total: Option<RnnGradients> = None;
+    let sum = |a: Option<Tensor>, b: Option<Tensor>| -> Result<Option<Tensor>> {
+        Ok(match (a, b) {
+            (Some(a), Some(b)) => Some(elementwise::add(&a, &b)?),
+            (a, b) => a.or(b),
+        })
+    };
+    for (start, c) in cache.chunks.iter().rev() {
+        let n = c.x.shape()[0];
+        let d = layout::slice(dout, 0, *start, n)?;
+        let g = rnn_backward(w, c, &d, dh.as_ref(), dc.as_ref())?;
+        (dh, dc) = (Some(g.dh0.clone()), g.dc0.clone());
+        dxs.push((*start, g.dx.clone()));
+        total = Some(match total {
+            None => g,
+            Some(t) => RnnGradients {
+                dw_ih: elementwise::add(&t.dw_ih, &g.dw_ih)?,
+                dw_hh: elementwise::add(&t.dw_hh, &g.dw_hh)?,
+                db_ih: sum(t.db_ih, g.db_ih)?,
+                db_hh: sum(t.db_hh, g.db_hh)?,
+                ..g
+            },
+        });
+    }
+    dxs.sort_by_key(|(s, _)| *s);
+    let parts: Vec<&Tensor> = dxs.iter().map(|(_, t)| t).collect();
+    let mut g = total.ok_or(crate::Error::InvalidArgument {
+        op: "rnn_backward",
+        what: "a chunked cache without chunks".into(),
+    })?;
+    g.dx = layout::concat(&parts, 0)?;
+    Ok(g)
 }

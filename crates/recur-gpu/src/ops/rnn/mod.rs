@@ -112,6 +112,9 @@ pub struct RnnCache {
     hseq: Tensor,
     cseq: Option<Tensor>,
     saved: Option<Tensor>,
+    /// For a sequence run in time chunks: each chunk's first step and
+    /// cache, in processing order (the fields above are then unused).
+    chunks: Vec<(usize, RnnCache)>,
 }
 
 /// Forward results, time-major.
@@ -263,6 +266,22 @@ pub fn rnn_forward_with(
     all_f32("rnn", &operands)?;
     let (t, b, i, h) = dims(cell, w, x)?;
     let g = cell.gates();
+    // Floats per step of the largest sequence tensors: the input projection
+    // (and the backward's gate gradients), the saved activations when
+    // training, the input; the states have one step more.
+    let saved_width = if train && matches!(cell, Cell::Lstm | Cell::Gru) {
+        4 * h
+    } else {
+        0
+    };
+    let per_step = 4 * b * (g * h).max(saved_width).max(i);
+    let limit = dev.info().limits.max_storage_buffer_binding_size as usize;
+    if t > 1 && (t * per_step > limit || (t + 1) * 4 * b * h > limit) {
+        let steps = (limit / per_step)
+            .min(limit / (4 * b * h))
+            .saturating_sub(1);
+        return rnn_forward_chunked(steps.max(1), strategy, cell, w, x, h0, c0, reverse, train);
+    }
     // x W_ihᵀ as an NN product with a transposed copy of W_ih: one small
     // transpose per forward, and the NN kernel is the faster one on CPU
     // adapters (2.5x on lavapipe at 1024³).
@@ -352,12 +371,86 @@ pub fn rnn_forward_with(
         hseq,
         cseq,
         saved,
+        chunks: Vec::new(),
     });
     Ok(RnnOutput {
         output,
         h_n,
         c_n,
         cache,
+    })
+}
+
+/// [`rnn_forward_with`] over time chunks of at most `max_steps` steps, the
+/// state carried from chunk to chunk (in the direction's processing order):
+/// the same results, with every tensor a chunk's size. `rnn_forward` does
+/// this by itself when a whole-sequence tensor would exceed one storage
+/// binding; [`rnn_backward`] walks the chunks back with the state gradients.
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_forward_chunked(
+    max_steps: usize,
+    strategy: RnnStrategy,
+    cell: Cell,
+    w: &RnnWeights,
+    x: &Tensor,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+    reverse: bool,
+    train: bool,
+) -> Result<RnnOutput> {
+    let (t, ..) = dims(cell, w, x)?;
+    let len = max_steps.max(1);
+    let mut starts: Vec<usize> = (0..t).step_by(len).collect();
+    if reverse {
+        starts.reverse();
+    }
+    let (mut h, mut c) = (h0.cloned(), c0.cloned());
+    let mut outs: Vec<(usize, Tensor)> = Vec::new();
+    let mut chunks = Vec::new();
+    for &s in &starts {
+        let n = len.min(t - s);
+        let xs = layout::slice(x, 0, s, n)?;
+        let o = rnn_forward_with(
+            strategy,
+            cell,
+            w,
+            &xs,
+            h.as_ref(),
+            c.as_ref(),
+            reverse,
+            train,
+        )?;
+        (h, c) = (Some(o.h_n), o.c_n);
+        outs.push((s, o.output));
+        if let Some(cache) = o.cache {
+            chunks.push((s, cache));
+        }
+    }
+    outs.sort_by_key(|(s, _)| *s);
+    let parts: Vec<&Tensor> = outs.iter().map(|(_, o)| o).collect();
+    let output = layout::concat(&parts, 0)?;
+    let dev = x.device("rnn")?;
+    let h_n = h.ok_or(Error::InvalidArgument {
+        op: "rnn",
+        what: "empty sequence".into(),
+    })?;
+    let cache = train.then(|| -> Result<RnnCache> {
+        let empty = dev.alloc("rnn", &[1], DType::F32)?;
+        Ok(RnnCache {
+            cell,
+            reverse,
+            x: x.clone(),
+            hseq: empty,
+            cseq: None,
+            saved: None,
+            chunks,
+        })
+    });
+    Ok(RnnOutput {
+        output,
+        h_n,
+        c_n: c,
+        cache: cache.transpose()?,
     })
 }
 
