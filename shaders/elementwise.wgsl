@@ -34,6 +34,33 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 #endif
 
+#ifdef DROPOUT_MASK
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;  // (N)
+
+// Wellons' lowbias32 integer hash.
+fn hash32(x: u32) -> u32 {
+    var h = x;
+    h ^= h >> 16u;
+    h *= 0x7feb352du;
+    h ^= h >> 15u;
+    h *= 0x846ca68bu;
+    h ^= h >> 16u;
+    return h;
+}
+
+// Inverted-dropout mask from a 64-bit seed (op = low word, _pad = high):
+// y = beta (= 1/keep) where the element's uniform < alpha (= keep), else 0.
+@compute @workgroup_size(256)
+fn dropout_mask(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let s = hash32(p.op);
+    for (var i = gid.x; i < p.n; i += stride(nwg)) {
+        let h = hash32(hash32(i + s) ^ p._pad);
+        let u = f32(h >> 8u) * (1.0 / 16777216.0);
+        y[i] = select(0.0, p.beta, u < p.alpha);
+    }
+}
+#endif
+
 #ifdef UNARY
 @group(0) @binding(1) var<storage, read> x: array<f32>;        // (N)
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;  // (N)

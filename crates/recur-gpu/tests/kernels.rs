@@ -535,3 +535,35 @@ fn layer_norm_and_rms_norm_match_reference() {
     assert!(norm::norm(Norm::Layer, &x, Some(&w), None, 1e-5).is_err());
     assert!(norm::norm(Norm::Rms, &x, None, None, f32::NAN).is_err());
 }
+
+#[test]
+fn dropout_masks_match_the_reference_and_keep_the_right_fraction() {
+    let Some(dev) = common::device() else { return };
+    let seed = 0x1234_5678_9abc_def0;
+    let m = elementwise::dropout_mask(&dev, &[37, 29], 0.3, seed).unwrap();
+    assert_eq!(
+        m.to_vec().unwrap(),
+        reference::dropout_mask(37 * 29, 0.3, seed)
+    );
+    let n = 200_003;
+    let big = elementwise::dropout_mask(&dev, &[n], 0.25, 7)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    let kept = big.iter().filter(|&&v| v > 0.0).count() as f64 / n as f64;
+    assert!((kept - 0.75).abs() < 0.005, "kept {kept}");
+    assert!(big
+        .iter()
+        .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+    let other = elementwise::dropout_mask(&dev, &[n], 0.25, 8)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_ne!(big, other, "another seed, another mask");
+    let ones = elementwise::dropout_mask(&dev, &[10], 0.0, 3)
+        .unwrap()
+        .to_vec()
+        .unwrap();
+    assert_eq!(ones, vec![1.0; 10]);
+    assert!(elementwise::dropout_mask(&dev, &[4], 1.0, 3).is_err());
+}

@@ -417,28 +417,19 @@ pub fn rms_norm(x: &Var, weight: Option<&Var>, eps: f32) -> Result<Var> {
 }
 
 /// A mask of `shape` holding 0 with probability `p` and 1/(1 − p)
-/// otherwise, drawn from `rng` (inverted dropout's scaling built in).
+/// otherwise, drawn on the GPU from one 64-bit seed taken from `rng`.
 pub(crate) fn dropout_mask(
     device: &recur_gpu::Device,
     shape: &[usize],
     p: f32,
     rng: &mut Rng,
 ) -> Result<Tensor> {
-    let keep = 1.0 - p;
-    let m: Vec<f32> = (0..recur_gpu::numel(shape))
-        .map(|_| {
-            if rng.next_f32() < keep {
-                1.0 / keep
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    Tensor::from_slice(device, &m, shape)
+    elementwise::dropout_mask(device, shape, p, rng.next_u64())
 }
 
 /// Inverted dropout (`F.dropout` in training): zeroes each element with
-/// probability `p` (drawn from `rng`) and scales the rest by 1/(1 − p).
+/// probability `p` and scales the rest by 1/(1 − p); the mask is drawn on
+/// the GPU from a seed taken from `rng`.
 pub fn dropout(x: &Var, p: f32, rng: &mut Rng) -> Result<Var> {
     if !(0.0..1.0).contains(&p) {
         return Err(Error::InvalidArgument {

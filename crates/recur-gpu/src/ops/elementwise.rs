@@ -98,6 +98,33 @@ pub fn fill(t: &Tensor, value: f32) -> Result<()> {
     Ok(())
 }
 
+/// An inverted-dropout mask of `shape`: each element is 0 with probability
+/// `p` and 1/(1 − p) otherwise, drawn on the GPU from a hash of `seed` and
+/// the element's index (the same mask as [`crate::reference::dropout_mask`]).
+pub fn dropout_mask(dev: &Device, shape: &[usize], p: f32, seed: u64) -> Result<Tensor> {
+    let op = "dropout_mask";
+    if !(0.0..1.0).contains(&p) {
+        return Err(Error::InvalidArgument {
+            op,
+            what: format!("p must be in [0, 1), got {p}"),
+        });
+    }
+    let t = dev.alloc(op, shape, DType::F32)?;
+    if t.numel() == 0 {
+        return Ok(t);
+    }
+    let keep = 1.0 - p;
+    let mut prm = params(op, t.numel(), 1, seed as u32, keep, 1.0 / keep)?;
+    prm._pad = (seed >> 32) as u32;
+    dev.dispatch(
+        &KernelKey::new("elementwise", "dropout_mask"),
+        bytemuck::bytes_of(&prm),
+        &[(t.storage(), t.bytes(), Access::ReadWrite)],
+        groups(dev, t.numel()),
+    )?;
+    Ok(t)
+}
+
 /// `act(alpha * x + beta)`, elementwise.
 pub fn unary(x: &Tensor, act: Activation, alpha: f32, beta: f32) -> Result<Tensor> {
     let dev = device_of("unary", &[x])?;
@@ -235,6 +262,7 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
 pub(crate) fn variants() -> Vec<KernelKey> {
     [
         "fill",
+        "dropout_mask",
         "unary",
         "unary_backward",
         "binary",

@@ -11,7 +11,8 @@ pub use gemm::gemm;
 pub use norm::{norm, norm_backward};
 pub use rnn::{rnn_backward, rnn_forward, RnnDims, RnnForward, RnnGrads, RnnParams};
 pub use rows::{
-    concat, cross_entropy, embedding, embedding_backward, reduce, slice, softmax, transpose,
+    concat, cross_entropy, dropout_mask, embedding, embedding_backward, reduce, slice, softmax,
+    transpose,
 };
 pub use scan::{
     combine_linear, combine_log, linear_scan, linear_scan_backward, log_scan, log_scan_backward,

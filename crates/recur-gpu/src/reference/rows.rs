@@ -113,3 +113,31 @@ pub fn concat(parts: &[(&[f32], usize)], outer: usize, inner: usize) -> Vec<f32>
     }
     out
 }
+
+fn hash32(x: u32) -> u32 {
+    let mut h = x;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x7feb_352d);
+    h ^= h >> 15;
+    h = h.wrapping_mul(0x846c_a68b);
+    h ^= h >> 16;
+    h
+}
+
+/// The GPU's inverted-dropout mask for `n` elements: 0 with probability
+/// `p`, 1/(1 − p) otherwise, from a hash of `seed` and the index.
+pub fn dropout_mask(n: usize, p: f32, seed: u64) -> Vec<f32> {
+    let keep = 1.0 - p;
+    let s = hash32(seed as u32);
+    (0..n)
+        .map(|i| {
+            let h = hash32(hash32((i as u32).wrapping_add(s)) ^ (seed >> 32) as u32);
+            let u = (h >> 8) as f32 * (1.0 / 16_777_216.0);
+            if u < keep {
+                1.0 / keep
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
