@@ -17,12 +17,12 @@ use crate::kernel::{poisoned, Access, Kernel, KernelKey};
 use crate::pool::GpuBuffer;
 
 /// Pending dispatches past which the recording is submitted without waiting.
-pub const MAX_PENDING_DISPATCHES: usize = 4_096;
+pub const MAX_PENDING_DISPATCHES: usize = 1_024;
 
 /// Submissions that may be queued on the GPU at once: a program that records
 /// without ever reading back (a training loop that logs nothing) waits for
 /// the oldest beyond this, so queued work and its memory stay bounded.
-pub const MAX_IN_FLIGHT: usize = 4;
+pub const MAX_IN_FLIGHT: usize = 2;
 
 /// One storage binding of a dispatch: a buffer and the byte range bound.
 #[derive(Clone, Debug)]
