@@ -44,14 +44,14 @@ fn no_matching_adapter_is_a_clear_error() {
 }
 
 #[test]
-fn thousands_of_dispatches_go_out_in_one_submission() {
+fn a_thousand_dispatches_go_out_in_one_submission() {
     // A device of its own: the shared one counts other tests' submissions.
     let Some(_) = common::device() else { return };
     let dev = Device::new().unwrap();
     dev.sync().unwrap();
     let before = dev.counters();
     let mut x = upload(&dev, &[1.0, -2.0, 3.0], &[3]);
-    for _ in 0..2000 {
+    for _ in 0..1000 {
         x = elementwise::unary(&x, Activation::Identity, 1.0, 0.001).unwrap();
     }
     assert_eq!(
@@ -61,13 +61,13 @@ fn thousands_of_dispatches_go_out_in_one_submission() {
     );
     let got = x.to_vec().unwrap();
     let after = dev.counters();
-    assert_eq!(after.dispatches - before.dispatches, 2000);
+    assert_eq!(after.dispatches - before.dispatches, 1000);
     assert_eq!(
         after.submissions - before.submissions,
         1,
         "the readback should submit once"
     );
-    common::assert_close("chained adds", &got, &[3.0, 0.0, 5.0], 1e-3, 0.0);
+    common::assert_close("chained adds", &got, &[2.0, -1.0, 4.0], 1e-3, 0.0);
 }
 
 #[test]
