@@ -14,7 +14,8 @@ use recur::gpu::Device;
 use recur::nn::tasks::adding_problem;
 use recur::nn::{
     clip_grad_norm_params, functional as F, no_grad, prefixed, Adam, AdamConfig, Cell, Layer,
-    Linear, LinearConfig, LossReduction, Module, Recurrent, RecurrentConfig, Rng, Tensor, Var,
+    Linear, LinearConfig, LossReduction, Module, Optimizer, Recurrent, RecurrentConfig, Rng,
+    Tensor, Var,
 };
 
 #[derive(Parser)]

@@ -26,7 +26,7 @@ use recur::nn::tbptt::{Chunk, Tbptt};
 use recur::nn::{
     clip_grad_norm_params, functional as F, no_grad, prefixed, Adam, AdamConfig, Cell, Embedding,
     Layer, Linear, LinearConfig, LossReduction, LrSchedule, MinCell, MinRnnBlock, Module,
-    Recurrent, RecurrentConfig, RmsNorm, Rng, Tensor, Var,
+    Optimizer, Recurrent, RecurrentConfig, RmsNorm, Rng, Tensor, Var,
 };
 
 #[path = "support/plot.rs"]

@@ -13,8 +13,8 @@ use recur::gpu::Device;
 use recur::nn::tasks::CopyTask;
 use recur::nn::{
     clip_grad_norm_params, functional as F, no_grad, prefixed, Adam, AdamConfig, Cell, Embedding,
-    Layer, Linear, LinearConfig, LossReduction, Module, Recurrent, RecurrentConfig, Rng, Tensor,
-    Var,
+    Layer, Linear, LinearConfig, LossReduction, Module, Optimizer, Recurrent, RecurrentConfig, Rng,
+    Tensor, Var,
 };
 
 #[derive(Parser)]

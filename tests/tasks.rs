@@ -7,11 +7,11 @@ mod common;
 use recur::nn::tasks::{adding_problem, CopyTask};
 use recur::nn::{
     clip_grad_norm_params, functional as F, no_grad, Adam, AdamConfig, Embedding, Layer, Linear,
-    LinearConfig, LossReduction, Module, Recurrent, RecurrentConfig, Rng, Tensor, Var,
+    LinearConfig, LossReduction, Module, Optimizer, Recurrent, RecurrentConfig, Rng, Tensor, Var,
 };
 
-/// One Adam step on `loss` over `params`, with clipping at 1.
-fn step(loss: &Var, params: &[Var], opt: &mut Adam) {
+/// One optimizer step on `loss` over `params`, with clipping at 1.
+fn step(loss: &Var, params: &[Var], opt: &mut impl Optimizer) {
     params.iter().for_each(Var::zero_grad);
     loss.backward().unwrap();
     let clip = clip_grad_norm_params(params, 1.0).unwrap();

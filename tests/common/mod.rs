@@ -7,7 +7,7 @@
 use recur::gpu::Device;
 use recur::nn::{
     clip_grad_norm_params, functional as F, prefixed, Adam, AdamConfig, Embedding, Layer, Linear,
-    LinearConfig, Module, Recurrent, RecurrentConfig, Rng, Tensor, Var,
+    LinearConfig, Module, Optimizer, Recurrent, RecurrentConfig, Rng, Tensor, Var,
 };
 
 pub const V: usize = 6;

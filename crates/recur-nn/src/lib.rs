@@ -29,8 +29,8 @@ pub use linear::{Linear, LinearConfig};
 pub use minrnn::{MinCell, MinRnn, MinRnnBlock, MinRnnConfig};
 pub use module::{prefixed, Layer, Module, Sequential};
 pub use optim::{
-    clip_grad_norm, clip_grad_norm_params, clip_grad_value, Adam, AdamConfig, LrSchedule, Sgd,
-    SgdConfig,
+    clip_grad_norm, clip_grad_norm_params, clip_grad_value, Adam, AdamConfig, LrSchedule,
+    Optimizer, Sgd, SgdConfig,
 };
 pub use recur_gpu::ops::rnn::Cell;
 pub use recur_gpu::ops::scan::{ScanKind, ScanLayout};

@@ -147,16 +147,6 @@ impl Adam {
         Self::new(&dev, config, &values(params))
     }
 
-    /// One update of every parameter from its accumulated gradient.
-    pub fn step_params(&mut self, params: &[Var], grad_scale: Option<&Tensor>) -> Result<()> {
-        let grads = grads_of("Adam::step_params", params)?;
-        self.step(
-            &values(params),
-            &grads.iter().collect::<Vec<_>>(),
-            grad_scale,
-        )
-    }
-
     /// Sets the learning rate of the next steps (for schedules).
     pub fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
@@ -284,16 +274,6 @@ impl Sgd {
         Self::new(&dev, config, &values(params))
     }
 
-    /// One update of every parameter from its accumulated gradient.
-    pub fn step_params(&mut self, params: &[Var], grad_scale: Option<&Tensor>) -> Result<()> {
-        let grads = grads_of("Sgd::step_params", params)?;
-        self.step(
-            &values(params),
-            &grads.iter().collect::<Vec<_>>(),
-            grad_scale,
-        )
-    }
-
     /// Sets the learning rate of the next steps.
     pub fn set_lr(&mut self, lr: f32) {
         self.lr = lr;
@@ -322,6 +302,62 @@ impl Sgd {
             optim::sgd_step(p, g, b, scale, &s)?;
         }
         Ok(())
+    }
+}
+
+/// What the training loop needs of an optimizer, so that it can be generic.
+pub trait Optimizer {
+    /// One update of `params` from `grads` (in the order the optimizer was
+    /// built for), multiplied by `grad_scale[0]` when given.
+    fn step_tensors(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[&Tensor],
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()>;
+
+    /// Sets the learning rate of the next steps (for schedules).
+    fn set_learning_rate(&mut self, lr: f32);
+
+    /// One update of every parameter from the gradient `backward` left in
+    /// it (`optimizer.step()`); a parameter without one is an error.
+    fn step_params(&mut self, params: &[Var], grad_scale: Option<&Tensor>) -> Result<()> {
+        let grads = grads_of("Optimizer::step_params", params)?;
+        self.step_tensors(
+            &values(params),
+            &grads.iter().collect::<Vec<_>>(),
+            grad_scale,
+        )
+    }
+}
+
+impl Optimizer for Adam {
+    fn step_tensors(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[&Tensor],
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()> {
+        self.step(params, grads, grad_scale)
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.set_lr(lr);
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step_tensors(
+        &mut self,
+        params: &[&Tensor],
+        grads: &[&Tensor],
+        grad_scale: Option<&Tensor>,
+    ) -> Result<()> {
+        self.step(params, grads, grad_scale)
+    }
+
+    fn set_learning_rate(&mut self, lr: f32) {
+        self.set_lr(lr);
     }
 }
 

@@ -180,3 +180,41 @@ fn clipping_by_value_and_optimizer_errors() {
     )
     .is_err());
 }
+
+/// `step_params` reads the gradients `backward` left in the parameters,
+/// for any optimizer behind the `Optimizer` trait.
+#[test]
+fn optimizers_step_parameters_from_their_gradients() {
+    use recur_nn::{functional as F, Optimizer, Var};
+    let Some(dev) = device() else { return };
+    let w = Var::param(Tensor::from_slice(&dev, &[1.0, -2.0, 0.5], &[3]).unwrap());
+    let ws = std::slice::from_ref(&w);
+    let mut opts: Vec<Box<dyn Optimizer>> = vec![
+        Box::new(Sgd::for_params(SgdConfig::new(0.1), ws).unwrap()),
+        Box::new(Adam::for_params(AdamConfig::adam(0.1), ws).unwrap()),
+    ];
+    // Without a backward there is nothing to step with: a typed error.
+    assert!(opts[0].step_params(ws, None).is_err());
+    // SGD on Σ w²: w ← w − 0.1 · 2w = 0.8 w.
+    F::sum_all(&F::mul(&w, &w).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    opts[0].step_params(ws, None).unwrap();
+    let got = w.to_vec().unwrap();
+    for (g, want) in got.iter().zip([0.8, -1.6, 0.4]) {
+        assert!((g - want).abs() < 1e-6, "{got:?}");
+    }
+    // Adam's first step moves each weight by lr against its gradient's sign.
+    w.zero_grad();
+    F::sum_all(&F::mul(&w, &w).unwrap())
+        .unwrap()
+        .backward()
+        .unwrap();
+    opts[1].set_learning_rate(0.1);
+    opts[1].step_params(ws, None).unwrap();
+    let after = w.to_vec().unwrap();
+    for (a, b) in after.iter().zip(&got) {
+        assert!((a - (b - 0.1 * b.signum())).abs() < 1e-4, "{after:?}");
+    }
+}
