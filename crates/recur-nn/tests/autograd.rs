@@ -117,6 +117,17 @@ fn a_recurrent_sequence_is_one_node_with_every_gradient() {
         };
         let what = format!("{:?}", config.cell);
         gradcheck(&dev, &what, &inputs, run);
+        // The whole multi-layer sequence is one node: every output comes
+        // from the same "recurrent" op, whose inputs are x, the states and
+        // the parameters.
+        let x = Var::param(Tensor::from_slice(&dev, &inputs[0].0, &inputs[0].1).unwrap());
+        let o = model.forward_var(&x, None, None).unwrap();
+        for v in [Some(&o.output), Some(&o.h_n), o.c_n.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            assert!(format!("{v:?}").ends_with("from recurrent)"), "{v:?}");
+        }
 
         // Parameter gradients, against differences of the same loss.
         let consts: Vec<Var> = inputs
