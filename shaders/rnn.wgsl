@@ -16,6 +16,14 @@
 #import activations
 #import rnn_params
 
+// Both entry points run the forward recurrence over the same bindings.
+#ifdef RNN_STEP
+#define FORWARD
+#endif
+#ifdef RNN_PERSISTENT
+#define FORWARD
+#endif
+
 // acc += outer(w, v): column q of the block is W_hh row q against a batch vector.
 fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(fma(vec4<f32>(w.x), v, acc[0]), fma(vec4<f32>(w.y), v, acc[1]),

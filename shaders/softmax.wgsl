@@ -3,7 +3,9 @@
 // `softmax_rows`: softmax, or log-softmax with LOG.
 // `cross_entropy_rows`: per-row loss -log softmax(x)[target] and the
 //   unscaled gradient softmax(x) - onehot(target); rows whose target equals
-//   ignore_index get zero loss and gradient and do not count.
+//   ignore_index get zero loss and gradient and do not count. A target ≥ C
+//   (other than ignore_index) is reported (shared/index_check.wgsl) and the
+//   row does not count.
 // `cross_entropy_reduce`: one workgroup sums the rows' losses and counts into
 //   (loss, scale), with loss = sum / count (mean) or sum, scale = 1/count or 1.
 // `cross_entropy_scale`: grad *= scale, so grad = d loss / d logits.
@@ -71,6 +73,8 @@ fn softmax_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
 @group(0) @binding(2) var<storage, read> targets: array<u32>;     // (R)
 @group(0) @binding(3) var<storage, read_write> grad: array<f32>;  // (R, C)
 @group(0) @binding(4) var<storage, read_write> row_loss: array<f32>;  // (R, 2): loss, counted
+@group(0) @binding(5) var<storage, read_write> index_errors: array<atomic<u32>, 4>;
+#import index_check
 
 @compute @workgroup_size(256)
 fn cross_entropy_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
@@ -79,6 +83,7 @@ fn cross_entropy_rows(@builtin(local_invocation_index) lid: u32, @builtin(workgr
         let base = row * p.cols;
         let t = targets[row];
         let counted = t != p.ignore_index && t < p.cols;
+        if lid == 0u && t != p.ignore_index && t >= p.cols { report_index(2u, t, p.cols); }
         var m = -3.402823e38;
         for (var i = lid; i < p.cols; i += WG) { m = max(m, x[base + i]); }
         m = reduce_max(lid, m);

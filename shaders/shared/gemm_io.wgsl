@@ -14,9 +14,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;        // (Z, M, K) or TRANS_A (Z, K, M)
 @group(0) @binding(2) var<storage, read> b: array<f32>;        // (Z, K, N) or TRANS_B (Z, N, K)
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (Z, M, N)
-#ifdef BIAS
-@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (N)
-#endif
+@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (N), read with BIAS
 
 // Element strides of op(A) along m and k, and of op(B) along n and k.
 fn a_strides() -> vec2<u32> {

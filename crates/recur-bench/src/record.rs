@@ -15,8 +15,12 @@ pub struct Record {
     pub shape: serde_json::Map<String, serde_json::Value>,
     /// Storage dtype.
     pub dtype: String,
-    /// Median time per call in milliseconds.
+    /// Median time per call in milliseconds: GPU time (timestamps) where the
+    /// adapter has them and the call is one submission, else wall clock.
     pub ms_median: f64,
+    /// Median wall-clock time per call in milliseconds: recording,
+    /// submission, the GPU work and the wait for it, as a user sees it.
+    pub wall_ms_median: f64,
     /// Fastest call.
     pub ms_min: f64,
     /// Slowest call.
@@ -33,6 +37,38 @@ pub struct Record {
     /// Sequence suites: dispatches recorded per time step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dispatches_per_step: Option<f64>,
+    /// CPU microseconds to record and encode one dispatch (`dispatch` records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub us_per_dispatch: Option<f64>,
+}
+
+impl Record {
+    /// A record of `name` timed by `t`, with throughputs left at zero (set
+    /// them with struct update syntax).
+    pub fn timed(
+        dev: &recur_gpu::Device,
+        [suite, name, mode]: [&str; 3],
+        shape: serde_json::Map<String, serde_json::Value>,
+        t: &crate::timing::Timing,
+    ) -> Self {
+        Record {
+            suite: suite.into(),
+            name: name.into(),
+            mode: mode.into(),
+            shape,
+            dtype: "f32".into(),
+            ms_median: t.median(),
+            wall_ms_median: t.wall_median(),
+            ms_min: t.min(),
+            ms_max: t.max(),
+            gflops: 0.0,
+            gbps: 0.0,
+            device: crate::suites::device_name(dev),
+            tokens_per_s: None,
+            dispatches_per_step: None,
+            us_per_dispatch: None,
+        }
+    }
 }
 
 /// Builds a shape object from (name, value) pairs.
@@ -45,14 +81,15 @@ pub fn shape(dims: &[(&str, usize)]) -> serde_json::Map<String, serde_json::Valu
 /// Prints records as an aligned table.
 pub fn print_table(records: &[Record]) {
     println!(
-        "{:<8} {:<22} {:<8} {:<28} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>6}",
+        "{:<8} {:<22} {:<8} {:<5} {:<28} {:>10} {:>10} {:>10} {:>10} {:>9} {:>10} {:>6}",
         "suite",
         "name",
         "mode",
+        "dtype",
         "shape",
         "ms_median",
+        "wall_ms",
         "ms_min",
-        "ms_max",
         "GFLOP/s",
         "GB/s",
         "tokens/s",
@@ -68,14 +105,15 @@ pub fn print_table(records: &[Record]) {
         let opt =
             |v: Option<f64>, prec: usize| v.map(|v| format!("{v:.prec$}")).unwrap_or_default();
         println!(
-            "{:<8} {:<22} {:<8} {:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.2} {:>9.2} {:>10} {:>6}",
+            "{:<8} {:<22} {:<8} {:<5} {:<28} {:>10.3} {:>10.3} {:>10.3} {:>10.2} {:>9.2} {:>10} {:>6}",
             r.suite,
             r.name,
             r.mode,
+            r.dtype,
             shape,
             r.ms_median,
+            r.wall_ms_median,
             r.ms_min,
-            r.ms_max,
             r.gflops,
             r.gbps,
             opt(r.tokens_per_s, 0),

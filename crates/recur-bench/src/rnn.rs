@@ -3,13 +3,12 @@
 //! batch-1 latency.
 
 use recur_gpu::ops::elementwise::{self, BinaryOp};
-use recur_gpu::ops::rnn::{self, Cell, RnnStrategy, RnnWeights};
+use recur_gpu::ops::rnn::{self, Cell, RnnRun, RnnStrategy, RnnWeights};
 use recur_gpu::ops::{gemm, layout, Activation};
 use recur_gpu::{Device, Rng, Tensor};
 
 use crate::record::{shape, Record};
-use crate::suites::device_name;
-use crate::timing::measure;
+use crate::timing::{measure, Timing};
 
 /// (I, H, B, T)
 pub(crate) type Shape = (usize, usize, usize, usize);
@@ -53,31 +52,21 @@ fn flops(cell: Cell, (i, h, b, t): Shape, backward: bool) -> f64 {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A record of one recurrent configuration timed by `tm`.
 fn record(
     dev: &Device,
-    name: &str,
-    mode: &str,
-    s: Shape,
-    cell: Cell,
-    ms: (f64, f64, f64),
+    [name, mode]: [&str; 2],
+    (cell, s): (Cell, Shape),
+    tm: &Timing,
     dispatches: f64,
 ) -> Record {
     let (i, h, b, t) = s;
+    let dims = shape(&[("i", i), ("h", h), ("b", b), ("t", t)]);
     Record {
-        suite: "rnn".into(),
-        name: name.into(),
-        mode: mode.into(),
-        shape: shape(&[("i", i), ("h", h), ("b", b), ("t", t)]),
-        dtype: "f32".into(),
-        ms_median: ms.0,
-        ms_min: ms.1,
-        ms_max: ms.2,
-        gflops: flops(cell, s, mode != "fwd") / ms.0 / 1e6,
-        gbps: 0.0,
-        device: device_name(dev),
-        tokens_per_s: Some((b * t) as f64 / ms.0 * 1e3),
+        gflops: flops(cell, s, mode != "fwd") / tm.median() / 1e6,
+        tokens_per_s: Some((b * t) as f64 / tm.median() * 1e3),
         dispatches_per_step: Some(dispatches / t as f64),
+        ..Record::timed(dev, ["rnn", name, mode], dims, tm)
     }
 }
 
@@ -97,7 +86,12 @@ pub(crate) fn fused(
     let before = dev.counters().dispatches;
     let step = || -> anyhow::Result<()> {
         let w = layer.weights();
-        let out = rnn::rnn_forward_with(strategy, cell, &w, &x, None, None, false, backward)?;
+        let run = RnnRun {
+            train: backward,
+            strategy,
+            ..RnnRun::new(cell)
+        };
+        let out = rnn::rnn_forward_run(&run, &w, &x, None, None)?;
         if let Some(cache) = &out.cache {
             rnn::rnn_backward(&w, cache, &dout, None, None)?;
         }
@@ -118,15 +112,8 @@ pub(crate) fn fused(
         RnnStrategy::Auto => "",
     };
     let mode = if backward { "fwd+bwd" } else { "fwd" };
-    Ok(record(
-        dev,
-        &format!("{kind}_fused{variant}"),
-        mode,
-        s,
-        cell,
-        (tm.median(), tm.min(), tm.max()),
-        dispatches,
-    ))
+    let name = format!("{kind}_fused{variant}");
+    Ok(record(dev, [&name, mode], (cell, s), &tm, dispatches))
 }
 
 /// LSTM the way other wgpu libraries run it: per step, per gate, a matmul
@@ -233,11 +220,9 @@ fn lstm_unfused(dev: &Device, runs: usize, s: Shape, backward: bool) -> anyhow::
     let mode = if backward { "fwd+bwd" } else { "fwd" };
     Ok(record(
         dev,
-        "lstm_unfused",
-        mode,
-        s,
-        Cell::Lstm,
-        (tm.median(), tm.min(), tm.max()),
+        ["lstm_unfused", mode],
+        (Cell::Lstm, s),
+        &tm,
         dispatches,
     ))
 }

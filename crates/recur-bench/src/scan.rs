@@ -3,14 +3,14 @@
 //! GB/s and as a fraction of the adapter's measured copy bandwidth; and
 //! minGRU (parallel scan) against recur's fused GRU, forward+backward.
 
+use recur_gpu::ops::elementwise;
 use recur_gpu::ops::peak;
 use recur_gpu::ops::rnn::{Cell, RnnStrategy};
-use recur_gpu::ops::scan::{self, ScanKind, ScanLayout, ScanStrategy};
-use recur_gpu::{Device, Rng, Tensor};
+use recur_gpu::ops::scan::{Scan, ScanKind, ScanStrategy};
+use recur_gpu::{wgpu, DType, Device, Rng, Tensor};
 use recur_nn::{functional as F, MinRnnConfig, Var};
 
 use crate::record::{shape, Record};
-use crate::suites::device_name;
 use crate::timing::measure;
 
 fn copy_gbps(dev: &Device, runs: usize) -> anyhow::Result<f64> {
@@ -23,82 +23,76 @@ fn copy_gbps(dev: &Device, runs: usize) -> anyhow::Result<f64> {
     Ok(bytes / t.median() / 1e6)
 }
 
+/// The scan core at (b, d, t) with `plan`'s kind and strategy, in `dtype`.
 fn core(
     dev: &Device,
     runs: usize,
-    kind: ScanKind,
-    strategy: ScanStrategy,
+    plan: Scan,
+    dtype: DType,
     (b, d, t): (usize, usize, usize),
     copy: f64,
 ) -> anyhow::Result<Vec<Record>> {
     let mut rng = Rng::new(3);
     let n = b * t * d;
-    let (lo, hi) = match kind {
+    let (lo, hi) = match plan.kind {
         ScanKind::Linear => (0.5, 1.0),
         ScanKind::Log => (-0.7, 0.0),
     };
-    let a = Tensor::rand(dev, &[b, t, d], lo, hi, &mut rng)?;
-    let x = Tensor::rand(dev, &[b, t, d], -1.0, 1.0, &mut rng)?;
-    let g = Tensor::rand(dev, &[b, t, d], -1.0, 1.0, &mut rng)?;
-    let h = scan::scan(kind, &a, &x, None, ScanLayout::BatchFirst, strategy)?.h;
+    let store = |t: Tensor| elementwise::cast(&t, dtype);
+    let a = store(Tensor::rand(dev, &[b, t, d], lo, hi, &mut rng)?)?;
+    let x = store(Tensor::rand(dev, &[b, t, d], -1.0, 1.0, &mut rng)?)?;
+    let g = store(Tensor::rand(dev, &[b, t, d], -1.0, 1.0, &mut rng)?)?;
+    let h = plan.forward(&a, &x, None)?.h;
     let fwd = measure(dev, runs, 1, || {
-        scan::scan(kind, &a, &x, None, ScanLayout::BatchFirst, strategy)?;
+        plan.forward(&a, &x, None)?;
         Ok(())
     })?;
     let bwd = measure(dev, runs, 1, || {
-        scan::scan_backward(
-            kind,
-            &a,
-            &x,
-            None,
-            &h,
-            Some(&g),
-            None,
-            ScanLayout::BatchFirst,
-            strategy,
-        )?;
+        plan.backward([&a, &x, &h], None, Some(&g), None)?;
         Ok(())
     })?;
-    let name = format!(
-        "scan_{}{}",
-        if kind == ScanKind::Log {
-            "log"
-        } else {
-            "linear"
-        },
-        if strategy == ScanStrategy::Chunked {
-            "_chunked"
-        } else {
-            ""
-        }
-    );
-    let mk = |mode: &str, ms: (f64, f64, f64), bytes: f64| {
-        let gbps = bytes / ms.0 / 1e6;
+    let kind = match plan.kind {
+        ScanKind::Log => "log",
+        ScanKind::Linear => "linear",
+    };
+    let variant = match plan.strategy {
+        ScanStrategy::Chunked => "_chunked",
+        ScanStrategy::TimeParallel => "_tp",
+        _ => "",
+    };
+    let name = format!("scan_{kind}{variant}");
+    let dtype_name = if dtype == DType::F16 { "f16" } else { "f32" };
+    let dispatches = if plan.strategy == ScanStrategy::TimeParallel {
+        3.0
+    } else {
+        1.0
+    };
+    let elem = dtype.size() as f64;
+    let mk = |mode: &str, tm: &crate::timing::Timing, bytes: f64| {
+        let gbps = bytes / tm.median() / 1e6;
         eprintln!(
-            "{name} {mode} b={b} d={d} t={t}: {gbps:.2} GB/s = {:.0}% of copy ({copy:.2} GB/s)",
-            100.0 * gbps / copy
+            "{name} {dtype_name} {mode} b={b} d={d} t={t}: {gbps:.2} GB/s = {:.0}% of copy ({copy:.2} GB/s); wall {:.3} ms",
+            100.0 * gbps / copy,
+            tm.wall_median()
         );
         Record {
-            suite: "scan".into(),
-            name: name.clone(),
-            mode: mode.into(),
-            shape: shape(&[("b", b), ("d", d), ("t", t)]),
-            dtype: "f32".into(),
-            ms_median: ms.0,
-            ms_min: ms.1,
-            ms_max: ms.2,
-            gflops: 0.0,
+            dtype: dtype_name.into(),
             gbps,
-            device: device_name(dev),
-            tokens_per_s: Some((b * t) as f64 / ms.0 * 1e3),
-            dispatches_per_step: Some(1.0 / t as f64),
+            tokens_per_s: Some((b * t) as f64 / tm.median() * 1e3),
+            dispatches_per_step: Some(dispatches / t as f64),
+            ..Record::timed(
+                dev,
+                ["scan", &name, mode],
+                shape(&[("b", b), ("d", d), ("t", t)]),
+                tm,
+            )
         }
     };
     Ok(vec![
-        // Reads a and b, writes h.
-        mk("fwd", (fwd.median(), fwd.min(), fwd.max()), 12.0 * n as f64),
+        // Reads a and b, writes h (the least any scan moves).
+        mk("fwd", &fwd, 3.0 * elem * n as f64),
         // Reads a, b, h, g; writes ∂a, ∂b.
-        mk("bwd", (bwd.median(), bwd.min(), bwd.max()), 24.0 * n as f64),
+        mk("bwd", &bwd, 6.0 * elem * n as f64),
     ])
 }
 
@@ -118,20 +112,12 @@ fn mingru(dev: &Device, runs: usize, (i, h, b, t): crate::rnn::Shape) -> anyhow:
     let tm = measure(dev, runs, 1, step)?;
     // Multiply-adds per token: 2 projections forward, 3× with the backward.
     let flops = 3.0 * 2.0 * 2.0 * (h * i) as f64 * (b * t) as f64;
+    let dims = shape(&[("i", i), ("h", h), ("b", b), ("t", t)]);
     Ok(Record {
-        suite: "scan".into(),
-        name: "mingru".into(),
-        mode: "fwd+bwd".into(),
-        shape: shape(&[("i", i), ("h", h), ("b", b), ("t", t)]),
-        dtype: "f32".into(),
-        ms_median: tm.median(),
-        ms_min: tm.min(),
-        ms_max: tm.max(),
         gflops: flops / tm.median() / 1e6,
-        gbps: 0.0,
-        device: device_name(dev),
         tokens_per_s: Some((b * t) as f64 / tm.median() * 1e3),
         dispatches_per_step: Some(dispatches / t as f64),
+        ..Record::timed(dev, ["scan", "mingru", "fwd+bwd"], dims, &tm)
     })
 }
 
@@ -139,17 +125,36 @@ fn mingru(dev: &Device, runs: usize, (i, h, b, t): crate::rnn::Shape) -> anyhow:
 pub fn scan(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>> {
     let copy = copy_gbps(dev, runs)?;
     let mut out = Vec::new();
-    let lengths: &[usize] = if quick {
-        &[4096]
+    let mut shapes: Vec<(usize, usize, usize)> = if quick {
+        vec![(2, 256, 4096)]
     } else {
-        &[4096, 16384, 65536]
+        vec![(2, 256, 4096), (2, 256, 16384), (2, 256, 65536)]
     };
-    for &t in lengths {
+    // The accelerated-scan benchmark's shape, where there is memory for it
+    // (3 × 403 MB forward, 6 × backward).
+    if !quick && dev.info().device_type != wgpu::DeviceType::Cpu {
+        shapes.push((8, 1536, 65536));
+    }
+    let mut dtypes = vec![DType::F32];
+    if dev.info().has(wgpu::Features::SHADER_F16) {
+        dtypes.push(DType::F16);
+    }
+    for &dims in &shapes {
         for kind in [ScanKind::Linear, ScanKind::Log] {
-            for strategy in [ScanStrategy::Serial, ScanStrategy::Chunked] {
-                match core(dev, runs, kind, strategy, (2, 256, t), copy) {
-                    Ok(r) => out.extend(r),
-                    Err(e) => eprintln!("scan {kind:?} {strategy:?} t={t}: skipped: {e}"),
+            for strategy in [
+                ScanStrategy::Serial,
+                ScanStrategy::Chunked,
+                ScanStrategy::TimeParallel,
+            ] {
+                for &dtype in &dtypes {
+                    let plan = Scan {
+                        strategy,
+                        ..Scan::new(kind)
+                    };
+                    match core(dev, runs, plan, dtype, dims, copy) {
+                        Ok(r) => out.extend(r),
+                        Err(e) => eprintln!("scan {plan:?} {dtype:?} {dims:?}: skipped: {e}"),
+                    }
                 }
             }
         }

@@ -22,23 +22,13 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
         flops = peak::fma_peak(dev, &src, &dst, invocations, iters)?;
         Ok(())
     })?;
+    let dims = shape(&[
+        ("invocations", invocations as usize),
+        ("iters", iters as usize),
+    ]);
     out.push(Record {
-        suite: "peak".into(),
-        name: "fma_peak".into(),
-        mode: "fwd".into(),
-        shape: shape(&[
-            ("invocations", invocations as usize),
-            ("iters", iters as usize),
-        ]),
-        dtype: "f32".into(),
-        ms_median: t.median(),
-        ms_min: t.min(),
-        ms_max: t.max(),
         gflops: flops / t.median() / 1e6,
-        gbps: 0.0,
-        device: device_name(dev),
-        tokens_per_s: None,
-        dispatches_per_step: None,
+        ..Record::timed(dev, ["peak", "fma_peak", "fwd"], dims, &t)
     });
     let floats = 16 << 20; // 64 MiB each way
     let (src, dst) = peak::scratch(dev, floats)?;
@@ -47,20 +37,10 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
         bytes = peak::copy_peak(dev, &src, &dst)?;
         Ok(())
     })?;
+    let dims = shape(&[("bytes", floats * 4)]);
     out.push(Record {
-        suite: "peak".into(),
-        name: "copy_peak".into(),
-        mode: "fwd".into(),
-        shape: shape(&[("bytes", floats * 4)]),
-        dtype: "f32".into(),
-        ms_median: t.median(),
-        ms_min: t.min(),
-        ms_max: t.max(),
-        gflops: 0.0,
         gbps: bytes / t.median() / 1e6,
-        device: device_name(dev),
-        tokens_per_s: None,
-        dispatches_per_step: None,
+        ..Record::timed(dev, ["peak", "copy_peak", "fwd"], dims, &t)
     });
     Ok(out)
 }
@@ -111,20 +91,11 @@ pub fn gemm_case_t(
         (true, true) => name.push_str("_tt"),
         (false, false) => {}
     }
+    let dims = shape(&[("m", m), ("n", n), ("k", k)]);
     Ok(Record {
-        suite: "gemm".into(),
-        name,
-        mode: "fwd".into(),
-        shape: shape(&[("m", m), ("n", n), ("k", k)]),
-        dtype: "f32".into(),
-        ms_median: t.median(),
-        ms_min: t.min(),
-        ms_max: t.max(),
         gflops: flops / t.median() / 1e6,
         gbps: bytes / t.median() / 1e6,
-        device: device_name(dev),
-        tokens_per_s: None,
-        dispatches_per_step: None,
+        ..Record::timed(dev, ["gemm", &name, "fwd"], dims, &t)
     })
 }
 

@@ -7,19 +7,31 @@ use recur_gpu::Device;
 
 /// Per-call times in milliseconds.
 pub struct Timing {
-    /// Sorted samples.
+    /// Sorted samples: GPU time where the adapter has timestamps and the
+    /// call went out in one submission, else wall clock.
     pub samples: Vec<f64>,
+    /// Sorted wall-clock samples (recording, submission, GPU work and the
+    /// wait), what a user waits for.
+    pub wall: Vec<f64>,
+}
+
+fn median_of(s: &[f64]) -> f64 {
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
 }
 
 impl Timing {
     /// Median sample.
     pub fn median(&self) -> f64 {
-        let n = self.samples.len();
-        if n % 2 == 1 {
-            self.samples[n / 2]
-        } else {
-            0.5 * (self.samples[n / 2 - 1] + self.samples[n / 2])
-        }
+        median_of(&self.samples)
+    }
+    /// Median wall-clock sample.
+    pub fn wall_median(&self) -> f64 {
+        median_of(&self.wall)
     }
     /// Fastest sample.
     pub fn min(&self) -> f64 {
@@ -42,6 +54,7 @@ pub fn measure(
     record()?;
     dev.sync()?;
     let mut samples = Vec::with_capacity(runs);
+    let mut walls = Vec::with_capacity(runs);
     for _ in 0..runs.max(5) {
         let before = dev.counters().submissions;
         let start = Instant::now();
@@ -53,7 +66,12 @@ pub fn measure(
         let single = dev.counters().submissions - before <= 1;
         let t = gpu.filter(|_| single).unwrap_or(wall);
         samples.push(t.as_secs_f64() * 1e3 / calls as f64);
+        walls.push(wall.as_secs_f64() * 1e3 / calls as f64);
     }
     samples.sort_by(f64::total_cmp);
-    Ok(Timing { samples })
+    walls.sort_by(f64::total_cmp);
+    Ok(Timing {
+        samples,
+        wall: walls,
+    })
 }

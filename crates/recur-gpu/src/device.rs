@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::engine::EngineBuffers;
 use crate::error::{Error, Result};
 use crate::kernel::PipelineCache;
 use crate::pool::{MemoryStats, Pool};
@@ -25,6 +26,9 @@ pub struct DeviceOptions {
     /// Optional features recur may enable when the adapter has them; clear
     /// bits to exercise the fallback paths (tests do).
     pub features: wgpu::Features,
+    /// Cache bind groups by pipeline and buffer ranges (on by default; off
+    /// only to measure what the cache saves).
+    pub cache_bind_groups: bool,
 }
 
 impl Default for DeviceOptions {
@@ -34,6 +38,7 @@ impl Default for DeviceOptions {
             backends: wgpu::Backends::all(),
             power: wgpu::PowerPreference::HighPerformance,
             features: OPTIONAL_FEATURES,
+            cache_bind_groups: true,
         }
     }
 }
@@ -164,6 +169,8 @@ pub(crate) struct Shared {
     pub(crate) recorder: Mutex<Recorder>,
     /// Errors wgpu reported outside any error scope; returned by the next sync.
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// The engine's parameter and index-error buffers.
+    pub(crate) engine: EngineBuffers,
 }
 
 /// A GPU device with its queue, buffer pool, pipeline cache and the open
@@ -225,12 +232,16 @@ impl Device {
                 hint: NO_ADAPTER_HINT,
             });
         };
-        Self::from_adapter(adapter, options.features).await
+        Self::open(adapter, options.features, options.cache_bind_groups).await
     }
 
     /// Opens a device on `adapter`, with its own limits and those of
     /// `features` (a subset of [`OPTIONAL_FEATURES`]) that it has.
     pub async fn from_adapter(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Self> {
+        Self::open(adapter, features, true).await
+    }
+
+    async fn open(adapter: wgpu::Adapter, features: wgpu::Features, cache: bool) -> Result<Self> {
         let ainfo = adapter.get_info();
         let features = adapter.features() & OPTIONAL_FEATURES & features;
         let limits = adapter.limits();
@@ -267,6 +278,7 @@ impl Device {
             limits: device.limits(),
             subgroup_size: (ainfo.subgroup_min_size, ainfo.subgroup_max_size),
         };
+        let engine = EngineBuffers::new(&device, &info.limits, cache);
         Ok(Self {
             shared: Arc::new(Shared {
                 device,
@@ -276,6 +288,7 @@ impl Device {
                 pipelines: PipelineCache::default(),
                 recorder: Mutex::new(Recorder::default()),
                 uncaptured,
+                engine,
             }),
         })
     }
@@ -292,6 +305,7 @@ impl Device {
 
     /// Releases pooled (free) buffers back to the driver.
     pub fn trim_pool(&self) {
+        self.clear_bind_groups();
         self.shared.pool.trim();
     }
 

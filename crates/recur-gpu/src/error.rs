@@ -124,6 +124,18 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A kernel met an index outside its table (a class target ≥ the number
+    /// of classes, a token id ≥ the vocabulary). Kernels record the first
+    /// such index on the device; the next readback or sync reports it.
+    #[error("{op}: index {index} is out of range for a dimension of size {bound}")]
+    IndexOutOfRange {
+        /// The op whose kernel met the index.
+        op: &'static str,
+        /// The index.
+        index: u32,
+        /// The size it must be below.
+        bound: u32,
+    },
     /// The device was lost or polling failed.
     #[error("device lost: {0}")]
     DeviceLost(String),

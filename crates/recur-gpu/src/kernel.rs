@@ -14,6 +14,13 @@ pub fn shader_names() -> impl Iterator<Item = &'static str> {
     KERNELS.iter().map(|(name, _)| *name)
 }
 
+/// The compute entry points declared in shader `name` (any `#ifdef` branch).
+pub fn entry_points(name: &str) -> Vec<String> {
+    lookup(KERNELS, name)
+        .map(crate::preprocess::entry_points)
+        .unwrap_or_default()
+}
+
 /// Identifies one compiled pipeline: a shader, an entry point and its defines.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KernelKey {
@@ -55,6 +62,11 @@ impl KernelKey {
         }
     }
 
+    /// A key for the entry point whose generated bindings are `B`.
+    pub fn of<'a, B: crate::bindings::Bindings<'a>>() -> Self {
+        Self::new(B::SHADER, B::ENTRY)
+    }
+
     /// The WGSL source after preprocessing with this key's defines.
     pub fn source(&self) -> Result<String> {
         preprocess(self.shader, &self.defines)
@@ -85,95 +97,12 @@ pub fn preprocess(name: &str, defines: &BTreeMap<&'static str, String>) -> Resul
         shader: name.to_string(),
         what: "no such shader under shaders/".into(),
     })?;
-    let mut defs: BTreeMap<String, String> = defines
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
-    let mut body = String::new();
-    let mut imported = Vec::new();
-    expand(name, src, &mut defs, &mut imported, &mut body)?;
-    // WGSL wants directives (`enable f16;`) before any declaration.
-    let (directives, body): (Vec<&str>, Vec<&str>) = body
-        .lines()
-        .partition(|l| l.trim_start().starts_with("enable "));
-    let mut out = directives.join("\n");
-    out.push('\n');
-    let body = body.join("\n");
-    for (k, v) in &defs {
-        if !v.is_empty() {
-            out.push_str(&format!("const {k} = {v};\n"));
-        }
-    }
-    out.push_str(&body);
-    Ok(out)
-}
-
-fn expand(
-    shader: &str,
-    src: &str,
-    defs: &mut BTreeMap<String, String>,
-    imported: &mut Vec<String>,
-    out: &mut String,
-) -> Result<()> {
-    let err = |what: String| Error::Shader {
-        shader: shader.to_string(),
-        what,
-    };
-    // Each entry: (this branch active, some enclosing branch inactive).
-    let mut stack: Vec<(bool, bool)> = Vec::new();
-    let active = |stack: &[(bool, bool)]| stack.iter().all(|(on, _)| *on);
-    for (lineno, line) in src.lines().enumerate() {
-        let t = line.trim();
-        let mut words = t.split_whitespace();
-        match words.next() {
-            Some(d @ ("#ifdef" | "#ifndef")) => {
-                let n = words
-                    .next()
-                    .ok_or_else(|| err(format!("line {}: {d} needs a name", lineno + 1)))?;
-                let on = defs.contains_key(n) == (d == "#ifdef");
-                stack.push((on, !active(&stack)));
-            }
-            Some("#else") => {
-                let top = stack
-                    .last_mut()
-                    .ok_or_else(|| err(format!("line {}: #else without #ifdef", lineno + 1)))?;
-                top.0 = !top.0;
-            }
-            Some("#endif") => {
-                stack
-                    .pop()
-                    .ok_or_else(|| err(format!("line {}: #endif without #ifdef", lineno + 1)))?;
-            }
-            _ if !active(&stack) => {}
-            Some("#define") => {
-                let n = words
-                    .next()
-                    .ok_or_else(|| err(format!("line {}: #define needs a name", lineno + 1)))?;
-                let v = words.collect::<Vec<_>>().join(" ");
-                // The host's defines win over the shader's defaults.
-                defs.entry(n.to_string()).or_insert(v);
-            }
-            Some("#import") => {
-                let n = words
-                    .next()
-                    .ok_or_else(|| err(format!("line {}: #import needs a name", lineno + 1)))?;
-                if !imported.iter().any(|i| i == n) {
-                    imported.push(n.to_string());
-                    let inc = lookup(IMPORTS, n)
-                        .ok_or_else(|| err(format!("#import {n}: no shaders/shared/{n}.wgsl")))?;
-                    expand(n, inc, defs, imported, out)?;
-                }
-            }
-            _ => {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-    }
-    if !stack.is_empty() {
-        return Err(err("unterminated #ifdef".into()));
-    }
-    Ok(())
+    crate::preprocess::preprocess_with(name, src, defines, &|n| lookup(IMPORTS, n)).map_err(
+        |what| Error::Shader {
+            shader: name.to_string(),
+            what,
+        },
+    )
 }
 
 /// How a kernel uses one storage binding.
@@ -272,7 +201,7 @@ fn build(device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Ke
         visibility: wgpu::ShaderStages::COMPUTE,
         ty: wgpu::BindingType::Buffer {
             ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
+            has_dynamic_offset: true,
             min_binding_size: None,
         },
         count: None,

@@ -18,11 +18,14 @@
 
 #![warn(missing_docs)]
 
+pub mod bindings;
 mod device;
+mod engine;
 mod error;
 pub mod kernel;
 pub mod ops;
 mod pool;
+mod preprocess;
 pub mod record;
 pub mod reference;
 mod rng;

@@ -68,6 +68,16 @@ impl GpuBuffer {
         self.buffer.as_ref().expect("buffer present until drop")
     }
 
+    /// A buffer outside the pool (dropped, not pooled, with its handle).
+    pub(crate) fn standalone(buffer: wgpu::Buffer, size: u64) -> Self {
+        GpuBuffer {
+            buffer: Some(buffer),
+            size,
+            pool: Weak::new(),
+            epoch: AtomicU64::new(u64::MAX),
+        }
+    }
+
     pub(crate) fn mark_used(&self, epoch: u64) {
         self.epoch.store(epoch, Ordering::Relaxed);
     }

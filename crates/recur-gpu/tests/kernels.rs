@@ -407,6 +407,28 @@ fn cross_entropy_loss_and_gradient_with_ignore_index() {
         assert_close("ce loss", &[ce.loss.item().unwrap()], &[loss], 1e-5, 1e-5);
         assert_close("ce grad", &ce.grad.to_vec().unwrap(), &grad, 1e-6, 1e-4);
     }
+    // A class target past the logits (and not the ignore index) is an error
+    // at the next sync, and the row does not count.
+    let mut bad = targets.clone();
+    bad[2] = cols as u32 + 3;
+    let bt = Tensor::from_slice_u32(&dev, &bad, &[rows]).unwrap();
+    let ce = softmax::cross_entropy(&xt, &bt, Some(7), softmax::LossReduction::Sum).unwrap();
+    let err = dev.sync().unwrap_err();
+    assert!(
+        matches!(err, recur_gpu::Error::IndexOutOfRange { op: "cross_entropy", index, bound }
+            if index == cols as u32 + 3 && bound == cols as u32),
+        "{err}"
+    );
+    let mut skipped = bad.clone();
+    skipped[2] = 7;
+    let (loss, _) = reference::cross_entropy(&x, cols, &skipped, Some(7), false);
+    assert_close(
+        "ce loss without the bad row",
+        &[ce.loss.item().unwrap()],
+        &[loss],
+        1e-5,
+        1e-5,
+    );
 }
 
 #[test]
@@ -414,9 +436,27 @@ fn embedding_gather_and_scatter_add() {
     let Some(dev) = common::device() else { return };
     let (v, d) = (11, 37);
     let table = data(v * d, 13);
-    let ids: Vec<u32> = vec![3, 0, 10, 3, 3, 7, 12, 1, 10];
+    let tt = upload(&dev, &table, &[v, d]);
+    // An id past the table: a zero row, and the next readback names it
+    // (then the error is cleared).
+    let bad = Tensor::from_slice_u32(&dev, &[3, 12, 0], &[3]).unwrap();
+    let out = embedding::embedding(&tt, &bad).unwrap();
+    let err = out.to_vec().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            recur_gpu::Error::IndexOutOfRange {
+                op: "embedding",
+                index: 12,
+                bound: 11
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(&out.to_vec().unwrap()[d..2 * d], &vec![0.0; d][..]);
+    let ids: Vec<u32> = vec![3, 0, 10, 3, 3, 7, 10, 1, 10];
     let idt = Tensor::from_slice_u32(&dev, &ids, &[3, 3]).unwrap();
-    let out = embedding::embedding(&upload(&dev, &table, &[v, d]), &idt).unwrap();
+    let out = embedding::embedding(&tt, &idt).unwrap();
     assert_eq!(out.shape(), &[3, 3, d]);
     assert_close(
         "gather",

@@ -6,7 +6,7 @@ mod common;
 
 use common::{assert_close, data, upload};
 use recur_gpu::ops::rnn::rnn_forward;
-use recur_gpu::ops::rnn::{rnn_backward, rnn_forward_with, Cell, RnnStrategy, RnnWeights};
+use recur_gpu::ops::rnn::{rnn_backward, rnn_forward_run, Cell, RnnRun, RnnStrategy, RnnWeights};
 use recur_gpu::reference::{
     rnn_backward as ref_backward, rnn_forward as ref_forward, RnnDims, RnnParams,
 };
@@ -71,21 +71,14 @@ fn check_with(
     let lstm = cell == Cell::Lstm;
 
     let want = ref_forward(cell, d, &p, &f64s(&x), &f64s(&h0), &f64s(&c0), reverse);
-    let grads = ref_backward(
-        cell,
-        d,
-        &p,
-        &f64s(&x),
-        &want,
-        &f64s(&dout),
-        &f64s(&dh_n),
-        &f64s(if lstm { &dc_n } else { &[] })
-            .iter()
-            .copied()
-            .chain(std::iter::repeat(0.0))
-            .take(d.b * d.h)
-            .collect::<Vec<_>>(),
-    );
+    let dc_ref: Vec<f64> = f64s(if lstm { &dc_n } else { &[] })
+        .iter()
+        .copied()
+        .chain(std::iter::repeat(0.0))
+        .take(d.b * d.h)
+        .collect();
+    let upstream = [&f64s(&dout)[..], &f64s(&dh_n), &dc_ref];
+    let grads = ref_backward(cell, d, &p, &f64s(&x), &want, upstream);
 
     let t = |v: &[f64], shape: &[usize]| upload(&dev, &f32s(v), shape);
     let (w_ih, w_hh, b_ih, b_hh) = (
@@ -103,15 +96,18 @@ fn check_with(
     let xt = upload(&dev, &x, &[d.t, d.b, d.i]);
     let h0t = upload(&dev, &h0, &[d.b, d.h]);
     let c0t = upload(&dev, &c0, &[d.b, d.h]);
-    let out = rnn_forward_with(
+    let run = RnnRun {
+        reverse,
+        train: true,
         strategy,
-        cell,
+        ..RnnRun::new(cell)
+    };
+    let out = rnn_forward_run(
+        &run,
         &w,
         &xt,
         with_state.then_some(&h0t),
         (with_state && lstm).then_some(&c0t),
-        reverse,
-        true,
     )
     .unwrap();
     let what = format!("{strategy:?} {cell:?} {d:?} reverse={reverse} state={with_state}");
@@ -289,7 +285,6 @@ fn rnn_bad_input_is_a_typed_error() {
 /// states and every gradient, for every cell and both directions.
 #[test]
 fn rnn_time_chunks_match_the_whole_sequence() {
-    use recur_gpu::ops::rnn::rnn_forward_chunked;
     let Some(dev) = common::device() else { return };
     let d = RnnDims {
         t: 11,
@@ -324,18 +319,13 @@ fn rnn_time_chunks_match_the_whole_sequence() {
             let c0r = lstm.then_some(&c0);
             let dcr = lstm.then_some(&dc_n);
             let whole = rnn_forward(cell, &w, &x, Some(&h0), c0r, reverse, true).unwrap();
-            let parts = rnn_forward_chunked(
-                4,
-                RnnStrategy::Auto,
-                cell,
-                &w,
-                &x,
-                Some(&h0),
-                c0r,
+            let run = RnnRun {
                 reverse,
-                true,
-            )
-            .unwrap();
+                train: true,
+                max_steps: Some(4),
+                ..RnnRun::new(cell)
+            };
+            let parts = rnn_forward_run(&run, &w, &x, Some(&h0), c0r).unwrap();
             let what = format!("{cell:?} reverse={reverse}");
             let v = |t: &Tensor| t.to_vec().unwrap();
             assert_close(&what, &v(&parts.output), &v(&whole.output), 1e-6, 1e-6);

@@ -1,12 +1,35 @@
 //! The scan kernels against the f64 reference: linear and log-space, forward
-//! and backward, serial and chunked (subgroup and workgroup-memory paths),
-//! both layouts, with and without an initial state, on odd shapes.
+//! and backward, serial, chunked (subgroup and workgroup-memory paths) and
+//! time-parallel (chosen and forced chunk lengths), both layouts, with and
+//! without an initial state, on odd shapes.
 
 mod common;
 
 use common::{assert_close, upload};
-use recur_gpu::ops::scan::{self, ScanKind, ScanLayout, ScanStrategy};
+use recur_gpu::ops::scan::{self, Scan, ScanKind, ScanLayout, ScanStrategy};
 use recur_gpu::{reference, Rng};
+
+/// Every strategy and tunable setting of the scan kernels.
+fn strategies(kind: ScanKind, layout: ScanLayout) -> Vec<Scan> {
+    let base = Scan {
+        layout,
+        ..Scan::new(kind)
+    };
+    let with = |strategy, subgroups, chunk| Scan {
+        strategy,
+        subgroups,
+        chunk,
+        ..base
+    };
+    vec![
+        with(ScanStrategy::Serial, false, None),
+        with(ScanStrategy::Chunked, false, None),
+        with(ScanStrategy::Chunked, true, None),
+        with(ScanStrategy::TimeParallel, false, None),
+        with(ScanStrategy::TimeParallel, false, Some(1)),
+        with(ScanStrategy::TimeParallel, false, Some(5)),
+    ]
+}
 
 /// Values for (B, T, D) in batch-first order, drawn from `f`.
 fn gen(n: usize, seed: u64, f: impl Fn(f32) -> f32) -> Vec<f32> {
@@ -52,17 +75,18 @@ struct Want {
     dh0: Vec<f32>,
 }
 
+/// The inputs of one reference computation, batch-first.
+struct Case<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    h0: Option<&'a [f32]>,
+    g: &'a [f32],
+    dl: &'a [f32],
+}
+
 /// Reference results in batch-first order.
-#[allow(clippy::too_many_arguments)]
-fn reference(
-    kind: ScanKind,
-    dims: (usize, usize, usize),
-    a: &[f32],
-    b: &[f32],
-    h0: Option<&[f32]>,
-    g: &[f32],
-    dl: &[f32],
-) -> Want {
+fn reference(kind: ScanKind, dims: (usize, usize, usize), c: &Case) -> Want {
+    let Case { a, b, h0, g, dl } = *c;
     let (bs, t, d) = dims;
     let n = bs * t * d;
     let mut w = Want {
@@ -143,7 +167,14 @@ fn scans_match_the_reference_on_odd_shapes_for_every_variant() {
             let g = gen(n, seed + 3, |u| 2.0 * u - 1.0);
             let dl = gen(bs * d, seed + 4, |u| u - 0.5);
             for with_h0 in [false, true] {
-                let want = reference(kind, dims, &a, &b, with_h0.then_some(&h0[..]), &g, &dl);
+                let case = Case {
+                    a: &a,
+                    b: &b,
+                    h0: with_h0.then_some(&h0[..]),
+                    g: &g,
+                    dl: &dl,
+                };
+                let want = reference(kind, dims, &case);
                 for layout in [ScanLayout::BatchFirst, ScanLayout::TimeMajor] {
                     let shape = shape_of(dims, layout);
                     let at = upload(&dev, &to_layout(&a, dims, layout), &shape);
@@ -151,17 +182,10 @@ fn scans_match_the_reference_on_odd_shapes_for_every_variant() {
                     let gt = upload(&dev, &to_layout(&g, dims, layout), &shape);
                     let h0t = upload(&dev, &h0, &[bs, d]);
                     let dlt = upload(&dev, &dl, &[bs, d]);
-                    for (strategy, sub) in [
-                        (ScanStrategy::Serial, false),
-                        (ScanStrategy::Chunked, false),
-                        (ScanStrategy::Chunked, true),
-                    ] {
-                        let what = format!(
-                            "{kind:?} {dims:?} h0 {with_h0} {layout:?} {strategy:?} subgroup {sub}"
-                        );
+                    for plan in strategies(kind, layout) {
+                        let what = format!("{dims:?} h0 {with_h0} {plan:?}");
                         let h0r = with_h0.then_some(&h0t);
-                        let out =
-                            scan::scan_with(kind, &at, &bt, h0r, layout, strategy, sub).unwrap();
+                        let out = plan.forward(&at, &bt, h0r).unwrap();
                         let tol = 2e-4 + 2e-6 * t as f32;
                         assert_close(
                             &format!("{what} h"),
@@ -177,19 +201,9 @@ fn scans_match_the_reference_on_odd_shapes_for_every_variant() {
                             tol,
                             tol,
                         );
-                        let gr = scan::scan_backward_with(
-                            kind,
-                            &at,
-                            &bt,
-                            h0r,
-                            &out.h,
-                            Some(&gt),
-                            Some(&dlt),
-                            layout,
-                            strategy,
-                            sub,
-                        )
-                        .unwrap();
+                        let gr = plan
+                            .backward([&at, &bt, &out.h], h0r, Some(&gt), Some(&dlt))
+                            .unwrap();
                         for (name, got, w) in [("da", &gr.da, &want.da), ("db", &gr.db, &want.db)] {
                             assert_close(
                                 &format!("{what} {name}"),
@@ -248,43 +262,29 @@ fn log_scan_stays_finite_at_extreme_gates() {
         .collect();
     let g = gen(n, 5, |u| u - 0.5);
     let dl = vec![0.0; bs * d];
-    let want = reference(ScanKind::Log, dims, &la, &lb, None, &g, &dl);
-    for (strategy, sub) in [
-        (ScanStrategy::Serial, false),
-        (ScanStrategy::Chunked, false),
-        (ScanStrategy::Chunked, true),
-    ] {
+    let case = Case {
+        a: &la,
+        b: &lb,
+        h0: None,
+        g: &g,
+        dl: &dl,
+    };
+    let want = reference(ScanKind::Log, dims, &case);
+    for plan in strategies(ScanKind::Log, ScanLayout::BatchFirst) {
+        let strategy = (plan.strategy, plan.chunk);
         let at = upload(&dev, &la, &[bs, t, d]);
         let bt = upload(&dev, &lb, &[bs, t, d]);
-        let out = scan::scan_with(
-            ScanKind::Log,
-            &at,
-            &bt,
-            None,
-            ScanLayout::BatchFirst,
-            strategy,
-            sub,
-        )
-        .unwrap();
+        let out = plan.forward(&at, &bt, None).unwrap();
         let h = out.h.to_vec().unwrap();
         assert!(
             h.iter().all(|v| v.is_finite()),
             "{strategy:?}: non-finite log h"
         );
         assert_close(&format!("{strategy:?} log h"), &h, &want.h, 1e-3, 1e-4);
-        let gr = scan::scan_backward_with(
-            ScanKind::Log,
-            &at,
-            &bt,
-            None,
-            &out.h,
-            Some(&upload(&dev, &g, &[bs, t, d])),
-            None,
-            ScanLayout::BatchFirst,
-            strategy,
-            sub,
-        )
-        .unwrap();
+        let gt = upload(&dev, &g, &[bs, t, d]);
+        let gr = plan
+            .backward([&at, &bt, &out.h], None, Some(&gt), None)
+            .unwrap();
         for (name, got, w) in [("dla", &gr.da, &want.da), ("dlb", &gr.db, &want.db)] {
             let got = got.to_vec().unwrap();
             assert!(got.iter().all(|v| v.is_finite()), "{strategy:?} {name}");
@@ -320,7 +320,10 @@ fn bad_scan_input_is_a_typed_error() {
 
 /// A batch-first sequence larger than one storage binding is scanned in
 /// groups of whole batch items, each bound at its offset, and matches the
-/// same items scanned one by one.
+/// same items scanned one by one: bit for bit with the serial kernel (the
+/// same order of operations), and within rounding with the strategy `Auto`
+/// picks (on a GPU the whole batch and one item may get different time
+/// chunkings; a wrong offset or a mixed-up item would differ by O(1)).
 #[test]
 fn sequences_over_the_binding_limit_are_split_by_batch() {
     let Some(dev) = common::device() else { return };
@@ -344,77 +347,61 @@ fn sequences_over_the_binding_limit_are_split_by_batch() {
         let g = recur_gpu::Tensor::rand(&dev, &[bs, t, d], -1.0, 1.0, &mut rng).unwrap();
         let h0 = recur_gpu::Tensor::rand(&dev, &[bs, d], 0.1, 1.0, &mut rng).unwrap();
         assert!(a.bytes() > limit as u64);
-        fn run(
-            kind: ScanKind,
-            a: &recur_gpu::Tensor,
-            b: &recur_gpu::Tensor,
-            g: &recur_gpu::Tensor,
-            h0: &recur_gpu::Tensor,
-        ) -> (scan::ScanOutput, scan::ScanGrads) {
-            let out = scan::scan(
-                kind,
-                a,
-                b,
-                Some(h0),
-                ScanLayout::BatchFirst,
-                ScanStrategy::Auto,
-            )
-            .unwrap();
-            let gr = scan::scan_backward(
-                kind,
-                a,
-                b,
-                Some(h0),
-                &out.h,
-                Some(g),
-                None,
-                ScanLayout::BatchFirst,
-                ScanStrategy::Auto,
-            )
-            .unwrap();
+        type T = recur_gpu::Tensor;
+        let run = |plan: Scan, [a, b, g, h0]: [&T; 4]| {
+            let out = plan.forward(a, b, Some(h0)).unwrap();
+            let gr = plan
+                .backward([a, b, &out.h], Some(h0), Some(g), None)
+                .unwrap();
             (out, gr)
-        }
-        let (out, gr) = run(kind, &a, &b, &g, &h0);
-        let (h, last, da) = (
-            out.h.to_vec().unwrap(),
-            out.last.to_vec().unwrap(),
-            gr.da.to_vec().unwrap(),
-        );
-        assert_eq!(h.len(), n);
-        // The first and the last item, scanned alone (each fits a binding).
-        // (Slicing the big tensors on the GPU would bind them whole.)
-        let (ah, bh, gh) = (
-            a.to_vec().unwrap(),
-            b.to_vec().unwrap(),
-            g.to_vec().unwrap(),
-        );
-        for item in [0, bs - 1] {
-            let one = |x: &[f32]| upload(&dev, &x[item * t * d..][..t * d], &[1, t, d]);
-            let h0i = recur_gpu::ops::layout::slice(&h0, 0, item, 1).unwrap();
-            let (ai, bi, gi) = (one(&ah), one(&bh), one(&gh));
-            let (o, gi) = run(kind, &ai, &bi, &gi, &h0i);
-            let what = format!("{kind:?} item {item} of {bs}");
-            assert_close(
-                &format!("{what} h"),
-                &h[item * t * d..][..t * d],
-                &o.h.to_vec().unwrap(),
-                0.0,
-                0.0,
+        };
+        for (strategy, tol) in [(ScanStrategy::Serial, 0.0), (ScanStrategy::Auto, 1e-4)] {
+            let plan = Scan {
+                strategy,
+                ..Scan::new(kind)
+            };
+            let (out, gr) = run(plan, [&a, &b, &g, &h0]);
+            let (h, last, da) = (
+                out.h.to_vec().unwrap(),
+                out.last.to_vec().unwrap(),
+                gr.da.to_vec().unwrap(),
             );
-            assert_close(
-                &format!("{what} last"),
-                &last[item * d..][..d],
-                &o.last.to_vec().unwrap(),
-                0.0,
-                0.0,
+            assert_eq!(h.len(), n);
+            // The first and the last item, scanned alone (each fits a binding).
+            // (Slicing the big tensors on the GPU would bind them whole.)
+            let (ah, bh, gh) = (
+                a.to_vec().unwrap(),
+                b.to_vec().unwrap(),
+                g.to_vec().unwrap(),
             );
-            assert_close(
-                &format!("{what} da"),
-                &da[item * t * d..][..t * d],
-                &gi.da.to_vec().unwrap(),
-                0.0,
-                0.0,
-            );
+            for item in [0, bs - 1] {
+                let one = |x: &[f32]| upload(&dev, &x[item * t * d..][..t * d], &[1, t, d]);
+                let h0i = recur_gpu::ops::layout::slice(&h0, 0, item, 1).unwrap();
+                let (ai, bi, gi) = (one(&ah), one(&bh), one(&gh));
+                let (o, gi) = run(plan, [&ai, &bi, &gi, &h0i]);
+                let what = format!("{kind:?} {strategy:?} item {item} of {bs}");
+                assert_close(
+                    &format!("{what} h"),
+                    &h[item * t * d..][..t * d],
+                    &o.h.to_vec().unwrap(),
+                    tol,
+                    tol,
+                );
+                assert_close(
+                    &format!("{what} last"),
+                    &last[item * d..][..d],
+                    &o.last.to_vec().unwrap(),
+                    tol,
+                    tol,
+                );
+                assert_close(
+                    &format!("{what} da"),
+                    &da[item * t * d..][..t * d],
+                    &gi.da.to_vec().unwrap(),
+                    tol,
+                    tol,
+                );
+            }
         }
     }
     // Time-major sequences cannot be split by item: a typed error.

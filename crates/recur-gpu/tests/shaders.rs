@@ -13,9 +13,12 @@ fn compile(key: &KernelKey) -> (naga::Module, naga::valid::ModuleInfo) {
     // pack2x16float needs the first capability; wgpu grants it on Vulkan,
     // Metal, DX12 and most GL drivers. Subgroup variants are only recorded
     // when the device has SUBGROUP.
+    // f16 storage variants are recorded only on devices with SHADER_F16.
     let info = Validator::new(
         ValidationFlags::all(),
-        Capabilities::SHADER_FLOAT16_IN_FLOAT32 | Capabilities::SUBGROUP,
+        Capabilities::SHADER_FLOAT16_IN_FLOAT32
+            | Capabilities::SUBGROUP
+            | Capabilities::SHADER_FLOAT16,
     )
     .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
     .subgroup_operations(naga::valid::SubgroupOperationSet::all())
@@ -69,6 +72,10 @@ fn shaders_validate_and_translate_to_every_backend() {
         )
         .write(&module, &info, None)
         .unwrap_or_else(|e| panic!("{key:?}: HLSL: {e}"));
+        // wgpu's GL backend never offers SHADER_F16.
+        if key.defines.contains_key("F16") {
+            continue;
+        }
         let mut out = String::new();
         let options = glsl::Options {
             version: glsl::Version::Embedded {
@@ -95,13 +102,65 @@ fn shaders_validate_and_translate_to_every_backend() {
 }
 
 #[test]
-fn every_shader_file_is_used_by_some_launcher() {
+fn every_entry_point_is_recorded_by_some_launcher() {
     let variants = recur_gpu::ops::kernel_variants();
+    let mut entries = 0;
     for name in recur_gpu::kernel::shader_names() {
+        let declared = recur_gpu::kernel::entry_points(name);
         assert!(
-            variants.iter().any(|k| k.shader == name),
-            "shaders/{name}.wgsl has no launcher"
+            !declared.is_empty(),
+            "shaders/{name}.wgsl has no entry point"
         );
+        for entry in declared {
+            entries += 1;
+            assert!(
+                variants
+                    .iter()
+                    .any(|k| k.shader == name && k.entry == entry),
+                "shaders/{name}.wgsl: {entry} is in no launcher's variants"
+            );
+        }
+    }
+    assert!(entries >= 40, "only {entries} entry points found");
+}
+
+/// The generated bindings of every recorded variant are the bindings naga
+/// reads from that variant's source: defines change element types, never
+/// which bindings an entry point has or how it accesses them.
+#[test]
+fn every_variant_binds_what_its_generated_bindings_declare() {
+    for key in &recur_gpu::ops::kernel_variants() {
+        let (module, _) = compile(key);
+        let mut got: Vec<(u32, String, bool)> = module
+            .global_variables
+            .iter()
+            .filter_map(|(_, g)| {
+                let b = g.binding.as_ref()?;
+                match g.space {
+                    naga::AddressSpace::Storage { access } => Some((
+                        b.binding,
+                        g.name.clone().unwrap_or_default(),
+                        access.contains(naga::StorageAccess::STORE),
+                    )),
+                    _ => None,
+                }
+            })
+            .collect();
+        got.sort();
+        let want = recur_gpu::bindings::declared(key.shader, key.entry)
+            .unwrap_or_else(|| panic!("{key:?}: no generated bindings"));
+        let want: Vec<(u32, String, bool)> = want
+            .iter()
+            .enumerate()
+            .map(|(i, (name, access))| {
+                (
+                    i as u32 + 1,
+                    name.to_string(),
+                    *access == recur_gpu::kernel::Access::ReadWrite,
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "{key:?}");
     }
 }
 

@@ -4,7 +4,7 @@
 use recur_gpu::ops::elementwise::{self, BinaryOp};
 use recur_gpu::ops::gemm::{self, Gemm};
 use recur_gpu::ops::norm::{self, Norm};
-use recur_gpu::ops::scan::{self as ops_scan, ScanKind, ScanLayout, ScanStrategy};
+use recur_gpu::ops::scan::{self as ops_scan, ScanKind, ScanLayout};
 use recur_gpu::ops::softmax::{self, LossReduction};
 use recur_gpu::ops::{embedding as emb, layout, reduce, Activation};
 use recur_gpu::{Error, Result, Rng, Tensor};
@@ -470,14 +470,11 @@ pub fn scan(
     h0: Option<&Var>,
     layout: ScanLayout,
 ) -> Result<(Var, Var)> {
-    let out = ops_scan::scan(
-        kind,
-        a.value(),
-        b.value(),
-        h0.map(Var::value),
+    let plan = ops_scan::Scan {
         layout,
-        ScanStrategy::Auto,
-    )?;
+        ..ops_scan::Scan::new(kind)
+    };
+    let out = plan.forward(a.value(), b.value(), h0.map(Var::value))?;
     let (av, bv, h0v, hv) = (
         a.value().clone(),
         b.value().clone(),
@@ -487,17 +484,7 @@ pub fn scan(
     let mut inputs = vec![a, b];
     inputs.extend(h0);
     let mut v = record("scan", &inputs, vec![out.h, out.last], move |g, _| {
-        let r = ops_scan::scan_backward(
-            kind,
-            &av,
-            &bv,
-            h0v.as_ref(),
-            &hv,
-            g[0].as_ref(),
-            g[1].as_ref(),
-            layout,
-            ScanStrategy::Auto,
-        )?;
+        let r = plan.backward([&av, &bv, &hv], h0v.as_ref(), g[0].as_ref(), g[1].as_ref())?;
         let mut grads = vec![Some(r.da), Some(r.db)];
         if h0v.is_some() {
             grads.push(r.dh0);

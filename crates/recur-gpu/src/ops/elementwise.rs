@@ -1,25 +1,12 @@
 //! Elementwise launchers (`shaders/elementwise.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of, Activation};
+use crate::bindings::elementwise::{self as k, Params};
 use crate::device::Device;
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    nb: u32,
-    op: u32,
-    _pad: u32,
-    alpha: f32,
-    beta: f32,
-    _pad1: [u32; 2],
-}
 
 fn params(
     op: &'static str,
@@ -33,10 +20,9 @@ fn params(
         n: u32_of(op, "elements", n)?,
         nb: u32_of(op, "elements", nb.max(1))?,
         op: code,
-        _pad: 0,
         alpha,
         beta,
-        _pad1: [0; 2],
+        ..Params::default()
     })
 }
 
@@ -82,15 +68,12 @@ pub fn fill(t: &Tensor, value: f32) -> Result<()> {
     while start < t.numel() {
         let len = per.min(t.numel() - start);
         let p = params("fill", len, 1, 0, value, 0.0)?;
-        dev.dispatch_ranges(
-            &KernelKey::new("elementwise", "fill"),
-            bytemuck::bytes_of(&p),
-            &[(
-                t.storage(),
-                4 * start as u64,
-                4 * len as u64,
-                Access::ReadWrite,
-            )],
+        dev.launch(
+            &KernelKey::of::<k::Fill>(),
+            &p,
+            &k::Fill {
+                y: t.bind_range(4 * start as u64, 4 * len as u64),
+            },
             groups(&dev, len),
         )?;
         start += len;
@@ -116,10 +99,10 @@ pub fn dropout_mask(dev: &Device, shape: &[usize], p: f32, seed: u64) -> Result<
     let keep = 1.0 - p;
     let mut prm = params(op, t.numel(), 1, seed as u32, keep, 1.0 / keep)?;
     prm._pad = (seed >> 32) as u32;
-    dev.dispatch(
-        &KernelKey::new("elementwise", "dropout_mask"),
-        bytemuck::bytes_of(&prm),
-        &[(t.storage(), t.bytes(), Access::ReadWrite)],
+    dev.launch(
+        &KernelKey::of::<k::DropoutMask>(),
+        &prm,
+        &k::DropoutMask { y: (&t).into() },
         groups(dev, t.numel()),
     )?;
     Ok(t)
@@ -134,13 +117,13 @@ pub fn unary(x: &Tensor, act: Activation, alpha: f32, beta: f32) -> Result<Tenso
         return Ok(y);
     }
     let p = params("unary", x.numel(), 1, act as u32, alpha, beta)?;
-    dev.dispatch(
-        &KernelKey::new("elementwise", "unary"),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::Unary>(),
+        &p,
+        &k::Unary {
+            x: x.into(),
+            y: (&y).into(),
+        },
         groups(&dev, x.numel()),
     )?;
     Ok(y)
@@ -166,14 +149,14 @@ pub fn activation_backward(x: &Tensor, dy: &Tensor, act: Activation) -> Result<T
         return Ok(dx);
     }
     let p = params("activation_backward", x.numel(), 1, act as u32, 1.0, 0.0)?;
-    dev.dispatch(
-        &KernelKey::new("elementwise", "unary_backward"),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (dy.storage(), dy.bytes(), Access::Read),
-            (dx.storage(), dx.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::UnaryBackward>(),
+        &p,
+        &k::UnaryBackward {
+            x: x.into(),
+            dy: dy.into(),
+            dx: (&dx).into(),
+        },
         groups(&dev, x.numel()),
     )?;
     Ok(dx)
@@ -198,14 +181,14 @@ pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, alpha: f32) -> Result<Tensor
         return Ok(c);
     }
     let p = params(name, a.numel(), b.numel(), op as u32, alpha, 0.0)?;
-    dev.dispatch(
-        &KernelKey::new("elementwise", "binary"),
-        bytemuck::bytes_of(&p),
-        &[
-            (a.storage(), a.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (c.storage(), c.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::Binary>(),
+        &p,
+        &k::Binary {
+            a: a.into(),
+            b: b.into(),
+            c: (&c).into(),
+        },
         groups(&dev, a.numel()),
     )?;
     Ok(c)
@@ -230,10 +213,10 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// so this works without SHADER_F16).
 pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
     let dev = device_of("cast", &[x])?;
-    let entry = match (x.dtype(), to) {
+    let to_f16 = match (x.dtype(), to) {
         (a, b) if a == b => return Ok(x.clone()),
-        (DType::F32, DType::F16) => "cast_to_f16",
-        (DType::F16, DType::F32) => "cast_to_f32",
+        (DType::F32, DType::F16) => true,
+        (DType::F16, DType::F32) => false,
         (d, _) => {
             return Err(Error::DType {
                 op: "cast",
@@ -247,15 +230,14 @@ pub fn cast(x: &Tensor, to: DType) -> Result<Tensor> {
         return Ok(y);
     }
     let p = params("cast", x.numel(), 1, 0, 0.0, 0.0)?;
-    dev.dispatch(
-        &KernelKey::new("elementwise", entry),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
-        groups(&dev, x.numel()),
-    )?;
+    let (x, yb, g) = (x.into(), (&y).into(), groups(&dev, x.numel()));
+    if to_f16 {
+        let key = KernelKey::of::<k::CastToF16>();
+        dev.launch(&key, &p, &k::CastToF16 { x, y: yb }, g)?;
+    } else {
+        let key = KernelKey::of::<k::CastToF32>();
+        dev.launch(&key, &p, &k::CastToF32 { x, y: yb }, g)?;
+    }
     Ok(y)
 }
 

@@ -1,21 +1,11 @@
 //! Embedding gather and its scatter-add backward (`shaders/embedding.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of};
+use crate::bindings::embedding::{self as k, Params};
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    tokens: u32,
-    vocab: u32,
-    dim: u32,
-    _pad: u32,
-}
 
 fn table_dims(op: &'static str, table: &Tensor) -> Result<(usize, usize)> {
     match *table.shape() {
@@ -29,7 +19,9 @@ fn table_dims(op: &'static str, table: &Tensor) -> Result<(usize, usize)> {
 }
 
 /// Looks up rows of `table` (V, D) for u32 `ids` of any shape; the output is
-/// `ids.shape + [D]`. Ids ≥ V give zero rows (check ids on the host first).
+/// `ids.shape + [D]`. An id ≥ V gives a zero row, and the next readback or
+/// sync fails with [`crate::Error::IndexOutOfRange`] naming it (checked on
+/// the device: no readback here).
 pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
     let op = "embedding";
     let dev = device_of(op, &[table, ids])?;
@@ -46,17 +38,18 @@ pub fn embedding(table: &Tensor, ids: &Tensor) -> Result<Tensor> {
         tokens: u32_of(op, "tokens", ids.numel())?,
         vocab: u32_of(op, "vocab", v)?,
         dim: u32_of(op, "dim", d)?,
-        _pad: 0,
+        ..Params::default()
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("embedding", "gather"),
-        bytemuck::bytes_of(&p),
-        &[
-            (ids.storage(), ids.bytes(), Access::Read),
-            (table.storage(), table.bytes(), Access::Read),
-            (out.storage(), out.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::Gather>(),
+        &p,
+        &k::Gather {
+            ids: ids.into(),
+            table: table.into(),
+            out: (&out).into(),
+            index_errors: dev.index_errors(),
+        },
         [groups_for(out.numel(), 256, lim), 1, 1],
     )?;
     Ok(out)
@@ -80,17 +73,17 @@ pub fn embedding_backward_into(grad: &Tensor, ids: &Tensor, dout: &Tensor) -> Re
         tokens: u32_of(op, "tokens", ids.numel())?,
         vocab: u32_of(op, "vocab", v)?,
         dim: u32_of(op, "dim", d)?,
-        _pad: 0,
+        ..Params::default()
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("embedding", "scatter_add"),
-        bytemuck::bytes_of(&p),
-        &[
-            (ids.storage(), ids.bytes(), Access::Read),
-            (dout.storage(), dout.bytes(), Access::Read),
-            (grad.storage(), grad.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::ScatterAdd>(),
+        &p,
+        &k::ScatterAdd {
+            ids: ids.into(),
+            dout: dout.into(),
+            grad: grad.into(),
+        },
         [groups_for(d, 256, lim), 1, 1],
     )
 }

@@ -1,31 +1,10 @@
 //! GEMM launcher (`shaders/gemm.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of, Activation};
+use crate::bindings::{gemm as tiled, gemm_blocked as blocked, gemm_io::Params};
 use crate::error::{Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    lda: u32,
-    ldb: u32,
-    ldc: u32,
-    act: u32,
-    stride_a: u32,
-    stride_b: u32,
-    stride_c: u32,
-    use_beta: u32,
-    alpha: f32,
-    beta: f32,
-    _pad: [u32; 2],
-}
 
 /// Which GEMM kernel to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -220,7 +199,7 @@ impl Gemm {
             use_beta: (self.beta != 0.0) as u32,
             alpha: self.alpha,
             beta: self.beta,
-            _pad: [0; 2],
+            ..Params::default()
         };
         let kernel = self.kernel.resolve(dev.info().device_type);
         // The blocked kernel's workgroup is 8 invocations: one subgroup when
@@ -233,14 +212,6 @@ impl Gemm {
             bias.is_some(),
             subgroups,
         );
-        let mut bufs = vec![
-            (a.storage(), a.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (c.storage(), c.bytes(), Access::ReadWrite),
-        ];
-        if let Some(bias) = bias {
-            bufs.push((bias.storage(), bias.bytes(), Access::Read));
-        }
 
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let (rows, cols) = kernel.tile();
@@ -260,26 +231,41 @@ impl Gemm {
                 limit: lim as u64,
             });
         }
-        dev.dispatch(
-            &key,
-            bytemuck::bytes_of(&params),
-            &bufs,
-            groups.map(|g| g as u32),
-        )
+        // Every kernel binds the same operands; an absent bias is bound as
+        // `a` and never read (BIAS is not defined).
+        macro_rules! bindings {
+            ($m:ident::$t:ident) => {
+                $m::$t {
+                    a: a.into(),
+                    b: b.into(),
+                    c: c.into(),
+                    bias: bias.unwrap_or(a).into(),
+                }
+            };
+        }
+        let groups = groups.map(|g| g as u32);
+        match kernel {
+            GemmKernel::Tiled | GemmKernel::Auto => {
+                dev.launch(&key, &params, &bindings!(tiled::Gemm), groups)
+            }
+            GemmKernel::Blocked => {
+                dev.launch(&key, &params, &bindings!(blocked::GemmBlocked), groups)
+            }
+            GemmKernel::Naive => dev.launch(&key, &params, &bindings!(tiled::GemmNaive), groups),
+        }
     }
 }
 
 fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: bool) -> KernelKey {
-    let (shader, entry) = match kernel {
-        GemmKernel::Tiled | GemmKernel::Auto => ("gemm", "gemm"),
-        GemmKernel::Blocked => ("gemm_blocked", "gemm_blocked"),
-        GemmKernel::Naive => ("gemm", "gemm_naive"),
-    };
-    KernelKey::new(shader, entry)
-        .flag("TRANS_A", trans_a)
-        .flag("TRANS_B", trans_b)
-        .flag("BIAS", bias)
-        .flag("SUBGROUPS", subgroups)
+    match kernel {
+        GemmKernel::Tiled | GemmKernel::Auto => KernelKey::of::<tiled::Gemm>(),
+        GemmKernel::Blocked => KernelKey::of::<blocked::GemmBlocked>(),
+        GemmKernel::Naive => KernelKey::of::<tiled::GemmNaive>(),
+    }
+    .flag("TRANS_A", trans_a)
+    .flag("TRANS_B", trans_b)
+    .flag("BIAS", bias)
+    .flag("SUBGROUPS", subgroups)
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {

@@ -1,28 +1,11 @@
 //! Transpose, slice and concat (`shaders/layout.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of};
-use crate::device::Device;
+use crate::bindings::layout::{self as k, Params};
 use crate::error::{Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    outer: u32,
-    inner: u32,
-    ns: u32,
-    nd: u32,
-    src_off: u32,
-    dst_off: u32,
-    len: u32,
-    _pad: [u32; 3],
-}
 
 /// Swaps the last two axes: (.., R, C) -> (.., C, R).
 pub fn transpose(x: &Tensor) -> Result<Tensor> {
@@ -62,13 +45,13 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
             limit: lim as u64,
         });
     }
-    dev.dispatch(
-        &KernelKey::new("layout", "transpose"),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::Transpose>(),
+        &p,
+        &k::Transpose {
+            src: x.into(),
+            dst: (&y).into(),
+        },
         groups.map(|g| g as u32),
     )?;
     Ok(y)
@@ -101,13 +84,13 @@ pub fn swap01(x: &Tensor) -> Result<Tensor> {
         ..Params::default()
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("layout", "swap01"),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::Swap01>(),
+        &p,
+        &k::Swap01 {
+            src: x.into(),
+            dst: (&y).into(),
+        },
         [groups_for(y.numel(), 256, lim), 1, 1],
     )?;
     Ok(y)
@@ -124,9 +107,9 @@ fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<()> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Copies `len` entries of `axis` from `src` (from `src_off`) into `dst`
+/// (from `dst_off`); every other dimension agrees.
 fn copy_axis(
-    dev: &Device,
     src: &Tensor,
     dst: &Tensor,
     axis: usize,
@@ -135,6 +118,7 @@ fn copy_axis(
     len: usize,
 ) -> Result<()> {
     let op = "copy_axis";
+    let dev = device_of(op, &[src, dst])?;
     let outer: usize = src.shape()[..axis].iter().product();
     let inner: usize = src.shape()[axis + 1..].iter().product();
     let total = outer * len * inner;
@@ -146,19 +130,19 @@ fn copy_axis(
         inner: u32_of(op, "inner", inner)?,
         ns: u32_of(op, "axis", src.shape()[axis])?,
         nd: u32_of(op, "axis", dst.shape()[axis])?,
-        src_off: src_off as u32,
-        dst_off: dst_off as u32,
-        len: len as u32,
+        src_off: u32_of(op, "offset", src_off)?,
+        dst_off: u32_of(op, "offset", dst_off)?,
+        len: u32_of(op, "length", len)?,
         ..Params::default()
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("layout", "copy_axis"),
-        bytemuck::bytes_of(&p),
-        &[
-            (src.storage(), src.bytes(), Access::Read),
-            (dst.storage(), dst.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::CopyAxis>(),
+        &p,
+        &k::CopyAxis {
+            src: src.into(),
+            dst: dst.into(),
+        },
         [groups_for(total, 256, lim), 1, 1],
     )
 }
@@ -185,7 +169,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     let mut shape = x.shape().to_vec();
     shape[axis] = len;
     let y = dev.alloc(op, &shape, DType::F32)?;
-    copy_axis(&dev, x, &y, axis, start, 0, len)?;
+    copy_axis(x, &y, axis, start, 0, len)?;
     Ok(y)
 }
 
@@ -193,7 +177,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
 /// dimension must agree.
 pub fn write_slice(dst: &Tensor, axis: usize, start: usize, src: &Tensor) -> Result<()> {
     let op = "write_slice";
-    let dev = device_of(op, &[dst, src])?;
+    device_of(op, &[dst, src])?;
     all_f32(op, &[dst, src])?;
     check_axis(op, dst.shape(), axis)?;
     let (ds, ss) = (dst.shape(), src.shape());
@@ -210,7 +194,7 @@ pub fn write_slice(dst: &Tensor, axis: usize, start: usize, src: &Tensor) -> Res
             got: ss.to_vec(),
         });
     }
-    copy_axis(&dev, src, dst, axis, 0, start, ss[axis])
+    copy_axis(src, dst, axis, 0, start, ss[axis])
 }
 
 /// Joins `parts` along `axis`; all other dimensions must agree.
@@ -242,7 +226,7 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     let y = dev.alloc(op, &shape, DType::F32)?;
     let mut off = 0;
     for t in parts {
-        copy_axis(&dev, t, &y, axis, 0, off, t.shape()[axis])?;
+        copy_axis(t, &y, axis, 0, off, t.shape()[axis])?;
         off += t.shape()[axis];
     }
     Ok(y)
@@ -250,7 +234,8 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
 
 pub(crate) fn variants() -> Vec<KernelKey> {
     vec![
-        KernelKey::new("layout", "transpose"),
-        KernelKey::new("layout", "copy_axis"),
+        KernelKey::of::<k::Transpose>(),
+        KernelKey::of::<k::CopyAxis>(),
+        KernelKey::of::<k::Swap01>(),
     ]
 }

@@ -93,6 +93,28 @@ pub(crate) fn all_f32(op: &'static str, tensors: &[&Tensor]) -> Result<()> {
         .try_for_each(|t| t.expect_dtype(op, DType::F32))
 }
 
+/// The floating-point storage type shared by all `tensors`: F32, or F16 on a
+/// device with SHADER_F16 (math stays f32). Anything else is a typed error.
+pub(crate) fn storage_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DType> {
+    let first = tensors.first().ok_or(Error::InvalidArgument {
+        op,
+        what: "no operands".into(),
+    })?;
+    let dtype = first.dtype();
+    for t in tensors {
+        t.expect_dtype(op, dtype)?;
+    }
+    match dtype {
+        DType::F32 => Ok(dtype),
+        DType::F16 if first.device(op)?.info().has(wgpu::Features::SHADER_F16) => Ok(dtype),
+        d => Err(Error::DType {
+            op,
+            dtype: d,
+            expected: "F32, or F16 on an adapter with SHADER_F16",
+        }),
+    }
+}
+
 /// Every (shader, entry, defines) combination the launchers can record, so
 /// that tests can validate and translate each one without a GPU.
 pub fn kernel_variants() -> Vec<KernelKey> {

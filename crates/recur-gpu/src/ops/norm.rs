@@ -1,23 +1,11 @@
 //! LayerNorm and RMSNorm over the last axis (`shaders/norm.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of};
+use crate::bindings::norm::{self as k, Params};
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    affine: u32,
-    bias: u32,
-    eps: f32,
-    _pad: [u32; 3],
-}
 
 /// Which normalisation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,21 +102,21 @@ pub fn norm(
         affine: gamma.is_some() as u32,
         bias: beta.is_some() as u32,
         eps,
-        _pad: [0; 3],
+        ..Params::default()
     };
     // Absent operands are bound as `x` and never read (the flags say so).
     let (g, b) = (gamma.unwrap_or(x), beta.unwrap_or(x));
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("norm", "norm_rows").flag("RMS", kind == Norm::Rms),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (g.storage(), g.bytes(), Access::Read),
-            (b.storage(), b.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-            (stats.storage(), stats.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::NormRows>().flag("RMS", kind == Norm::Rms),
+        &p,
+        &k::NormRows {
+            x: x.into(),
+            gamma: g.into(),
+            beta: b.into(),
+            y: (&y).into(),
+            stats: (&stats).into(),
+        },
         [groups_for(rows, 1, lim), 1, 1],
     )?;
     Ok(NormForward { y, stats })
@@ -162,23 +150,21 @@ pub fn norm_backward(
             rows: u32_of(op, "rows", rows)?,
             cols: u32_of(op, "cols", cols)?,
             affine: gamma.is_some() as u32,
-            bias: 0,
-            eps: 0.0,
-            _pad: [0; 3],
+            ..Params::default()
         };
         let g = gamma.unwrap_or(x);
         let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-        dev.dispatch(
-            &KernelKey::new("norm", "norm_rows_backward").flag("RMS", kind == Norm::Rms),
-            bytemuck::bytes_of(&p),
-            &[
-                (x.storage(), x.bytes(), Access::Read),
-                (g.storage(), g.bytes(), Access::Read),
-                (stats.storage(), stats.bytes(), Access::Read),
-                (dy.storage(), dy.bytes(), Access::Read),
-                (dx.storage(), dx.bytes(), Access::ReadWrite),
-                (dyxhat.storage(), dyxhat.bytes(), Access::ReadWrite),
-            ],
+        dev.launch(
+            &KernelKey::of::<k::NormRowsBackward>().flag("RMS", kind == Norm::Rms),
+            &p,
+            &k::NormRowsBackward {
+                x: x.into(),
+                gamma: g.into(),
+                stats: stats.into(),
+                dy: dy.into(),
+                dx: (&dx).into(),
+                dyxhat: (&dyxhat).into(),
+            },
             [groups_for(rows, 1, lim), 1, 1],
         )?;
     }
@@ -197,8 +183,8 @@ pub fn norm_backward(
 pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     for rms in [false, true] {
-        v.push(KernelKey::new("norm", "norm_rows").flag("RMS", rms));
-        v.push(KernelKey::new("norm", "norm_rows_backward").flag("RMS", rms));
+        v.push(KernelKey::of::<k::NormRows>().flag("RMS", rms));
+        v.push(KernelKey::of::<k::NormRowsBackward>().flag("RMS", rms));
     }
     v
 }

@@ -1,30 +1,13 @@
 //! Fused optimizer updates and gradient clipping (`shaders/optim.wgsl`):
 //! one dispatch per parameter tensor, in place, no readback.
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, reduce, u32_of};
+use crate::bindings::optim::{self as k, Params};
 use crate::device::Device;
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    n: u32,
-    flags: u32,
-    _pad: [u32; 2],
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bc1: f32,
-    bc2: f32,
-    value: f32,
-}
 
 const FLAG_DECOUPLED: u32 = 1;
 const FLAG_NESTEROV: u32 = 2;
@@ -121,16 +104,16 @@ pub fn adam_step(
         bc2: 1.0 - s.betas.1.powf(s.t as f32),
         ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("optim", "adam_step"),
-        bytemuck::bytes_of(&p),
-        &[
-            (param.storage(), param.bytes(), Access::ReadWrite),
-            (grad.storage(), grad.bytes(), Access::Read),
-            (m.storage(), m.bytes(), Access::ReadWrite),
-            (v.storage(), v.bytes(), Access::ReadWrite),
-            (scale.storage(), scale.bytes(), Access::Read),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::AdamStep>(),
+        &p,
+        &k::AdamStep {
+            param: param.into(),
+            grad: grad.into(),
+            m: m.into(),
+            v: v.into(),
+            scale: scale.into(),
+        },
         groups(&dev, param.numel()),
     )
 }
@@ -171,15 +154,15 @@ pub fn sgd_step(
         weight_decay: s.weight_decay,
         ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("optim", "sgd_step"),
-        bytemuck::bytes_of(&p),
-        &[
-            (param.storage(), param.bytes(), Access::ReadWrite),
-            (grad.storage(), grad.bytes(), Access::Read),
-            (buf.storage(), buf.bytes(), Access::ReadWrite),
-            (scale.storage(), scale.bytes(), Access::Read),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::SgdStep>(),
+        &p,
+        &k::SgdStep {
+            param: param.into(),
+            grad: grad.into(),
+            buf: buf.into(),
+            scale: scale.into(),
+        },
         groups(&dev, param.numel()),
     )
 }
@@ -211,13 +194,13 @@ pub fn clip_grad_norm(grads: &[&Tensor], max_norm: f32) -> Result<ClipNorm> {
         value: max_norm,
         ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("optim", "clip_scale"),
-        bytemuck::bytes_of(&p),
-        &[
-            (norm.storage(), norm.bytes(), Access::Read),
-            (scale.storage(), scale.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::ClipScale>(),
+        &p,
+        &k::ClipScale {
+            norm: (&norm).into(),
+            scale: (&scale).into(),
+        },
         [1, 1, 1],
     )?;
     Ok(ClipNorm { norm, scale })
@@ -242,10 +225,10 @@ pub fn clip_grad_value(grad: &Tensor, value: f32) -> Result<()> {
         value,
         ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("optim", "clip_value"),
-        bytemuck::bytes_of(&p),
-        &[(grad.storage(), grad.bytes(), Access::ReadWrite)],
+    dev.launch(
+        &KernelKey::of::<k::ClipValue>(),
+        &p,
+        &k::ClipValue { grad: grad.into() },
         groups(&dev, grad.numel()),
     )
 }

@@ -1,21 +1,12 @@
 //! Calibration kernels (`shaders/peak.wgsl`): the device's measured FMA
 //! throughput and copy bandwidth, against which every benchmark is read.
 
-use bytemuck::{Pod, Zeroable};
-
+use crate::bindings::peak::{self as k, Params};
 use crate::device::Device;
 use crate::error::Result;
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    iters: u32,
-    _pad: [u32; 2],
-}
 
 /// Records `invocations` invocations of the FMA loop (`iters` rounds each);
 /// returns the floating-point operations it performs.
@@ -29,15 +20,15 @@ pub fn fma_peak(
     let p = Params {
         n: (scratch.numel() / 4) as u32,
         iters,
-        _pad: [0; 2],
+        ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("peak", "fma_peak"),
-        bytemuck::bytes_of(&p),
-        &[
-            (scratch.storage(), scratch.bytes(), Access::Read),
-            (out.storage(), out.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::FmaPeak>(),
+        &p,
+        &k::FmaPeak {
+            src: scratch.into(),
+            dst: out.into(),
+        },
         [invocations.div_ceil(256), 1, 1],
     )?;
     Ok(invocations as f64 * iters as f64 * 64.0)
@@ -49,16 +40,15 @@ pub fn copy_peak(dev: &Device, src: &Tensor, dst: &Tensor) -> Result<f64> {
     let n = src.numel() / 4;
     let p = Params {
         n: n as u32,
-        iters: 0,
-        _pad: [0; 2],
+        ..Params::default()
     };
-    dev.dispatch(
-        &KernelKey::new("peak", "copy_peak"),
-        bytemuck::bytes_of(&p),
-        &[
-            (src.storage(), src.bytes(), Access::Read),
-            (dst.storage(), dst.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::CopyPeak>(),
+        &p,
+        &k::CopyPeak {
+            src: src.into(),
+            dst: dst.into(),
+        },
         [
             groups_for(
                 n,
@@ -81,7 +71,7 @@ pub fn scratch(dev: &Device, floats: usize) -> Result<(Tensor, Tensor)> {
 
 pub(crate) fn variants() -> Vec<KernelKey> {
     vec![
-        KernelKey::new("peak", "fma_peak"),
-        KernelKey::new("peak", "copy_peak"),
+        KernelKey::of::<k::FmaPeak>(),
+        KernelKey::of::<k::CopyPeak>(),
     ]
 }

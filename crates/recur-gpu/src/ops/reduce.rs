@@ -1,25 +1,12 @@
 //! Reduction launchers (`shaders/reduce.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of};
+use crate::bindings::reduce::{self as k, Params};
 use crate::device::Device;
 use crate::error::{Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    outer: u32,
-    n: u32,
-    inner: u32,
-    op: u32,
-    out_offset: u32,
-    sqrt_out: u32,
-    _pad: [u32; 2],
-}
 
 /// What a reduction computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,46 +54,39 @@ pub fn reduce(x: &Tensor, axis: usize, op: Reduce) -> Result<Tensor> {
     if y.numel() == 0 {
         return Ok(y);
     }
-    record(&dev, x, &y, outer, shape[axis], inner, op, 0, false)?;
+    let p = Params {
+        outer: u32_of("reduce", "outer", outer)?,
+        n: u32_of("reduce", "axis length", shape[axis])?,
+        inner: u32_of("reduce", "inner", inner)?,
+        op: op as u32,
+        ..Params::default()
+    };
+    record(&dev, x, &y, &p)?;
     Ok(y)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    dev: &Device,
-    x: &Tensor,
-    y: &Tensor,
-    outer: usize,
-    n: usize,
-    inner: usize,
-    op: Reduce,
-    out_offset: usize,
-    sqrt_out: bool,
-) -> Result<()> {
-    let p = Params {
-        outer: u32_of("reduce", "outer", outer)?,
-        n: u32_of("reduce", "axis length", n)?,
-        inner: u32_of("reduce", "inner", inner)?,
-        op: op as u32,
-        out_offset: out_offset as u32,
-        sqrt_out: sqrt_out as u32,
-        _pad: [0; 2],
-    };
+/// Reduces (outer, n, inner) `x` into `y` as `p` says: a workgroup per row
+/// when inner == 1, an invocation per output otherwise.
+fn record(dev: &Device, x: &Tensor, y: &Tensor, p: &Params) -> Result<()> {
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    let (entry, groups) = if inner == 1 {
-        ("reduce_rows", groups_for(outer, 1, lim))
+    let (x, y) = (x.into(), y.into());
+    if p.inner == 1 {
+        let groups = [groups_for(p.outer as usize, 1, lim), 1, 1];
+        dev.launch(
+            &KernelKey::of::<k::ReduceRows>(),
+            p,
+            &k::ReduceRows { x, y },
+            groups,
+        )
     } else {
-        ("reduce_cols", groups_for(outer * inner, 256, lim))
-    };
-    dev.dispatch(
-        &KernelKey::new("reduce", entry),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
-        [groups, 1, 1],
-    )
+        let groups = [groups_for((p.outer * p.inner) as usize, 256, lim), 1, 1];
+        dev.launch(
+            &KernelKey::of::<k::ReduceCols>(),
+            p,
+            &k::ReduceCols { x, y },
+            groups,
+        )
+    }
 }
 
 /// Σ over `axis`.
@@ -143,33 +123,30 @@ pub fn global_l2_norm(tensors: &[&Tensor]) -> Result<Tensor> {
             n: u32_of("global_l2_norm", "elements", t.numel())?,
             inner: 1,
             op: Reduce::SumSquares as u32,
-            out_offset: (i * NORM_PARTIALS) as u32,
-            sqrt_out: 0,
-            _pad: [0; 2],
+            out_offset: u32_of("global_l2_norm", "tensors", i * NORM_PARTIALS)?,
+            ..Params::default()
         };
         // Empty tensors still write zero partials.
-        dev.dispatch(
-            &KernelKey::new("reduce", "sumsq_partial"),
-            bytemuck::bytes_of(&p),
-            &[
-                (t.storage(), t.bytes(), Access::Read),
-                (partials.storage(), partials.bytes(), Access::ReadWrite),
-            ],
+        dev.launch(
+            &KernelKey::of::<k::SumsqPartial>(),
+            &p,
+            &k::SumsqPartial {
+                x: (*t).into(),
+                y: (&partials).into(),
+            },
             [NORM_PARTIALS as u32, 1, 1],
         )?;
     }
     let y = dev.alloc("global_l2_norm", &[1], DType::F32)?;
-    record(
-        &dev,
-        &partials,
-        &y,
-        1,
-        partials.numel(),
-        1,
-        Reduce::Sum,
-        0,
-        true,
-    )?;
+    let p = Params {
+        outer: 1,
+        n: u32_of("global_l2_norm", "partials", partials.numel())?,
+        inner: 1,
+        op: Reduce::Sum as u32,
+        sqrt_out: 1,
+        ..Params::default()
+    };
+    record(&dev, &partials, &y, &p)?;
     Ok(y)
 }
 

@@ -1,21 +1,11 @@
 //! Softmax, log-softmax and fused softmax-cross-entropy (`shaders/softmax.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
 use super::{all_f32, device_of, u32_of};
+use crate::bindings::softmax::{self as k, Params};
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::record::groups_for;
 use crate::tensor::{DType, Tensor};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    ignore_index: u32,
-    mean: u32,
-}
 
 fn rows_cols(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     match x.shape().split_last() {
@@ -40,17 +30,16 @@ fn softmax_impl(x: &Tensor, log: bool) -> Result<Tensor> {
     let p = Params {
         rows: u32_of(op, "rows", rows)?,
         cols: u32_of(op, "cols", cols)?,
-        ignore_index: 0,
-        mean: 0,
+        ..Params::default()
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    dev.dispatch(
-        &KernelKey::new("softmax", "softmax_rows").flag("LOG", log),
-        bytemuck::bytes_of(&p),
-        &[
-            (x.storage(), x.bytes(), Access::Read),
-            (y.storage(), y.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::SoftmaxRows>().flag("LOG", log),
+        &p,
+        &k::SoftmaxRows {
+            x: x.into(),
+            y: (&y).into(),
+        },
         [groups_for(rows, 1, lim), 1, 1],
     )?;
     Ok(y)
@@ -87,6 +76,9 @@ pub struct CrossEntropy {
 
 /// Fused softmax + negative log-likelihood over logits (R, C) (any leading
 /// shape) and u32 targets (R); targets equal to `ignore_index` do not count.
+/// A target ≥ C (other than `ignore_index`) does not count either, and the
+/// next readback or sync fails with [`crate::Error::IndexOutOfRange`] naming
+/// it (PyTorch raises; checked on the device, so no readback here).
 /// Four dispatches, no readback.
 pub fn cross_entropy(
     logits: &Tensor,
@@ -121,34 +113,34 @@ pub fn cross_entropy(
     let row_loss = dev.alloc(op, &[rows, 2], DType::F32)?;
     let out = dev.alloc(op, &[2], DType::F32)?;
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
-    let params = bytemuck::bytes_of(&p);
-    dev.dispatch(
-        &KernelKey::new("softmax", "cross_entropy_rows"),
-        params,
-        &[
-            (logits.storage(), logits.bytes(), Access::Read),
-            (targets.storage(), targets.bytes(), Access::Read),
-            (grad.storage(), grad.bytes(), Access::ReadWrite),
-            (row_loss.storage(), row_loss.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::CrossEntropyRows>(),
+        &p,
+        &k::CrossEntropyRows {
+            x: logits.into(),
+            targets: targets.into(),
+            grad: (&grad).into(),
+            row_loss: (&row_loss).into(),
+            index_errors: dev.index_errors(),
+        },
         [groups_for(rows, 1, lim), 1, 1],
     )?;
-    dev.dispatch(
-        &KernelKey::new("softmax", "cross_entropy_reduce"),
-        params,
-        &[
-            (row_loss.storage(), row_loss.bytes(), Access::Read),
-            (out.storage(), out.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::CrossEntropyReduce>(),
+        &p,
+        &k::CrossEntropyReduce {
+            row_loss: (&row_loss).into(),
+            out: (&out).into(),
+        },
         [1, 1, 1],
     )?;
-    dev.dispatch(
-        &KernelKey::new("softmax", "cross_entropy_scale"),
-        params,
-        &[
-            (out.storage(), out.bytes(), Access::Read),
-            (grad.storage(), grad.bytes(), Access::ReadWrite),
-        ],
+    dev.launch(
+        &KernelKey::of::<k::CrossEntropyScale>(),
+        &p,
+        &k::CrossEntropyScale {
+            out: (&out).into(),
+            grad: (&grad).into(),
+        },
         [groups_for(rows * cols, 256, lim), 1, 1],
     )?;
     let loss = crate::ops::layout::slice(&out, 0, 0, 1)?;

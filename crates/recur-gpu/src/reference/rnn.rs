@@ -172,18 +172,15 @@ pub fn rnn_forward(
     }
 }
 
-/// Backward of [`rnn_forward`] for upstream gradients `dout` (T, B, H),
-/// `dh_n` and `dc_n` (B, H).
-#[allow(clippy::too_many_arguments)]
+/// Backward of [`rnn_forward`] for the upstream gradients
+/// `[dout (T, B, H), dh_n (B, H), dc_n (B, H)]`.
 pub fn rnn_backward(
     cell: Cell,
     d: RnnDims,
     p: &RnnParams,
     x: &[f64],
     fwd: &RnnForward,
-    dout: &[f64],
-    dh_n: &[f64],
-    dc_n: &[f64],
+    [dout, dh_n, dc_n]: [&[f64]; 3],
 ) -> RnnGrads {
     let (g, h) = (cell.gates(), d.h);
     let gh = g * h;
@@ -340,7 +337,7 @@ mod tests {
                         }
                 };
                 let f = rnn_forward(cell, d, &p, &x, &h0, &c0, reverse);
-                let g = rnn_backward(cell, d, &p, &x, &f, &wo, &wh, &wc);
+                let g = rnn_backward(cell, d, &p, &x, &f, [&wo, &wh, &wc]);
                 let eps = 1e-6;
                 let check =
                     |name: &str, analytic: &[f64], get: &mut dyn FnMut(usize, f64) -> f64| {

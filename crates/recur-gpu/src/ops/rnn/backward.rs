@@ -3,13 +3,14 @@
 //! reductions over all steps.
 
 use super::{dims, or_placeholder, params, slots, Cell, RnnCache, RnnGradients, RnnWeights};
+use crate::bindings::rnn_backward as k;
 use crate::error::{check_shape, Result};
-use crate::kernel::Access;
+use crate::kernel::KernelKey;
 use crate::ops::gemm::{self, Gemm};
 use crate::ops::{all_f32, device_of, elementwise, layout, reduce};
 use crate::tensor::{DType, Tensor};
 
-/// Backward of [`rnn_forward`]: gradients for upstream `dout` (T, B, H) and
+/// Backward of [`super::rnn_forward`]: gradients for upstream `dout` (T, B, H) and
 /// optional `dh_n`, `dc_n` (B, H).
 pub fn rnn_backward(
     w: &RnnWeights,
@@ -51,9 +52,9 @@ pub fn rnn_backward(
     let sv = &or_placeholder(&dev, cache.saved.as_ref())?;
     let dgh_bind = &or_placeholder(&dev, dgh.as_ref())?;
     let dg_h = dgh.as_ref().unwrap_or(&dgx);
-    let pointwise = cell.key("rnn_step_backward");
+    let pointwise = cell.flags(KernelKey::of::<k::RnnStepBackward>());
     let dh_key = cell
-        .key("rnn_step_dh")
+        .flags(KernelKey::of::<k::RnnStepDh>())
         .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
     let pw_groups = [h.div_ceil(64) as u32, b as u32, 1];
     let dh_groups = [h.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];
@@ -64,33 +65,25 @@ pub fn rnn_backward(
         let p = params(step, src, dst, b, h, g)?;
         let [cur_h, next_h] = &dh;
         let [cur_c, next_c] = &dc;
-        dev.dispatch(
-            &pointwise,
-            bytemuck::bytes_of(&p),
-            &[
-                (dout.storage(), dout.bytes(), Access::Read),
-                (cache.hseq.storage(), cache.hseq.bytes(), Access::Read),
-                (cs.storage(), cs.bytes(), Access::Read),
-                (sv.storage(), sv.bytes(), Access::Read),
-                (cur_h.storage(), cur_h.bytes(), Access::Read),
-                (cur_c.storage(), cur_c.bytes(), Access::Read),
-                (dgx.storage(), dgx.bytes(), Access::ReadWrite),
-                (dgh_bind.storage(), dgh_bind.bytes(), Access::ReadWrite),
-                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
-                (next_c.storage(), next_c.bytes(), Access::ReadWrite),
-            ],
-            pw_groups,
-        )?;
-        dev.dispatch(
-            &dh_key,
-            bytemuck::bytes_of(&p),
-            &[
-                (dg_h.storage(), dg_h.bytes(), Access::Read),
-                (w.w_hh.storage(), w.w_hh.bytes(), Access::Read),
-                (next_h.storage(), next_h.bytes(), Access::ReadWrite),
-            ],
-            dh_groups,
-        )?;
+        let pw = k::RnnStepBackward {
+            dout: dout.into(),
+            hseq: (&cache.hseq).into(),
+            cseq: cs.into(),
+            saved: sv.into(),
+            dh_in: cur_h.into(),
+            dc_in: cur_c.into(),
+            dgx: (&dgx).into(),
+            dgh: dgh_bind.into(),
+            dh_out: next_h.into(),
+            dc_out: next_c.into(),
+        };
+        dev.launch(&pointwise, &p, &pw, pw_groups)?;
+        let dh_step = k::RnnStepDh {
+            dg: dg_h.into(),
+            w_hh: w.w_hh.into(),
+            dh_out: next_h.into(),
+        };
+        dev.launch(&dh_key, &p, &dh_step, dh_groups)?;
         dh.swap(0, 1);
         dc.swap(0, 1);
     }

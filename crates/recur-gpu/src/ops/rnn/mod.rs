@@ -6,17 +6,17 @@
 //! then dh_prev), then the weight and bias gradients as GEMMs and reductions
 //! over all steps. Everything is recorded; nothing waits on the GPU.
 
-use bytemuck::{Pod, Zeroable};
-
 mod backward;
+mod forward;
 
 pub use backward::rnn_backward;
+pub use forward::{rnn_forward, rnn_forward_run};
 
-use super::gemm::Gemm;
-use super::{all_f32, device_of, layout, u32_of};
+use super::{layout, u32_of};
+use crate::bindings::rnn_params::Params;
 use crate::device::Device;
 use crate::error::{check_shape, Error, Result};
-use crate::kernel::{Access, KernelKey};
+use crate::kernel::KernelKey;
 use crate::tensor::{DType, Tensor};
 
 /// The recurrent cell.
@@ -42,13 +42,8 @@ impl Cell {
         }
     }
 
-    fn key(self, entry: &'static str) -> KernelKey {
-        let shader = if entry.starts_with("rnn_step_") {
-            "rnn_backward"
-        } else {
-            "rnn"
-        };
-        let k = KernelKey::new(shader, entry);
+    /// `key` with this cell's defines.
+    fn flags(self, k: KernelKey) -> KernelKey {
         match self {
             Cell::Lstm => k.flag("LSTM", true),
             Cell::Gru => k.flag("GRU", true),
@@ -61,23 +56,15 @@ impl Cell {
     pub const ALL: [Cell; 4] = [Cell::Lstm, Cell::Gru, Cell::RnnTanh, Cell::RnnRelu];
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    t: u32,
-    src: u32,
-    dst: u32,
-    batch: u32,
-    hidden: u32,
-    gates: u32,
-    _pad: [u32; 2],
-}
-
 /// How the forward recurrence is dispatched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RnnStrategy {
-    /// [`RnnStrategy::Persistent`] when the hidden size fits one workgroup
-    /// (H ≤ 256), else [`RnnStrategy::Stepped`].
+    /// [`RnnStrategy::Stepped`], on every adapter. Both devices measured so
+    /// far run it faster than the persistent kernel: lavapipe by ~3.4× at
+    /// I=128, H=256, B=32, T=128 (barriers switch every fiber), and an NVIDIA
+    /// H200 by 1.5× at the same shape (4.2 vs 6.5 ms forward, one workgroup
+    /// per four batch rows leaves most of the GPU idle). `recur-bench rnn`
+    /// times both side by side, so the rule can be revisited per adapter.
     #[default]
     Auto,
     /// One fused dispatch per time step.
@@ -89,6 +76,37 @@ pub enum RnnStrategy {
 
 /// Largest hidden size the persistent kernel takes (its workgroup size).
 pub const PERSISTENT_MAX_HIDDEN: usize = 256;
+
+/// How one layer-direction runs: the cell, its direction, whether to keep
+/// what the backward needs, and how it is dispatched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RnnRun {
+    /// The cell.
+    pub cell: Cell,
+    /// Walk time from the end (the reverse direction of a bidirectional layer).
+    pub reverse: bool,
+    /// Keep what [`rnn_backward`] needs.
+    pub train: bool,
+    /// How the recurrence is dispatched.
+    pub strategy: RnnStrategy,
+    /// Run at most this many steps at a time, carrying the state between
+    /// chunks (`None`: the whole sequence, or chunks of at most one storage
+    /// binding when a sequence tensor would exceed it).
+    pub max_steps: Option<usize>,
+}
+
+impl RnnRun {
+    /// A forward-direction inference run of `cell` with the default strategy.
+    pub fn new(cell: Cell) -> Self {
+        Self {
+            cell,
+            reverse: false,
+            train: false,
+            strategy: RnnStrategy::Auto,
+            max_steps: None,
+        }
+    }
+}
 
 /// One layer-direction's parameters, shaped as in PyTorch.
 #[derive(Clone, Copy, Debug)]
@@ -189,13 +207,13 @@ fn dims(cell: Cell, w: &RnnWeights, x: &Tensor) -> Result<(usize, usize, usize, 
 
 fn params(t: usize, src: usize, dst: usize, b: usize, h: usize, g: usize) -> Result<Params> {
     Ok(Params {
-        t: t as u32,
-        src: src as u32,
-        dst: dst as u32,
+        t: u32_of("rnn", "steps", t)?,
+        src: u32_of("rnn", "steps", src)?,
+        dst: u32_of("rnn", "steps", dst)?,
         batch: u32_of("rnn", "batch", b)?,
         hidden: u32_of("rnn", "hidden", h)?,
         gates: g as u32,
-        _pad: [0; 2],
+        ..Params::default()
     })
 }
 
@@ -234,243 +252,22 @@ fn or_placeholder(dev: &Device, t: Option<&Tensor>) -> Result<Tensor> {
     }
 }
 
-/// Runs one layer-direction over `x` (T, B, I) from `h0`/`c0` (B, H; zeros
-/// when absent). With `train`, keeps what [`rnn_backward`] needs.
-pub fn rnn_forward(
-    cell: Cell,
-    w: &RnnWeights,
-    x: &Tensor,
-    h0: Option<&Tensor>,
-    c0: Option<&Tensor>,
-    reverse: bool,
-    train: bool,
-) -> Result<RnnOutput> {
-    rnn_forward_with(RnnStrategy::Auto, cell, w, x, h0, c0, reverse, train)
-}
-
-/// [`rnn_forward`] with an explicit dispatch strategy.
-#[allow(clippy::too_many_arguments)]
-pub fn rnn_forward_with(
-    strategy: RnnStrategy,
-    cell: Cell,
-    w: &RnnWeights,
-    x: &Tensor,
-    h0: Option<&Tensor>,
-    c0: Option<&Tensor>,
-    reverse: bool,
-    train: bool,
-) -> Result<RnnOutput> {
-    let mut operands = vec![w.w_ih, w.w_hh, x];
-    operands.extend(w.b_ih.into_iter().chain(w.b_hh).chain(h0).chain(c0));
-    let dev = device_of("rnn", &operands)?;
-    all_f32("rnn", &operands)?;
-    let (t, b, i, h) = dims(cell, w, x)?;
-    let g = cell.gates();
-    // Floats per step of the largest sequence tensors: the input projection
-    // (and the backward's gate gradients), the saved activations when
-    // training, the input; the states have one step more.
-    let saved_width = if train && matches!(cell, Cell::Lstm | Cell::Gru) {
-        4 * h
-    } else {
-        0
-    };
-    let per_step = 4 * b * (g * h).max(saved_width).max(i);
-    let limit = dev.info().limits.max_storage_buffer_binding_size as usize;
-    if t > 1 && (t * per_step > limit || (t + 1) * 4 * b * h > limit) {
-        let steps = (limit / per_step)
-            .min(limit / (4 * b * h))
-            .saturating_sub(1);
-        return rnn_forward_chunked(steps.max(1), strategy, cell, w, x, h0, c0, reverse, train);
-    }
-    // x W_ihᵀ as an NN product with a transposed copy of W_ih: one small
-    // transpose per forward, and the NN kernel is the faster one on CPU
-    // adapters (2.5x on lavapipe at 1024³).
-    let w_ih_t = layout::transpose(w.w_ih)?;
-    let xproj = Gemm::default().run(&x.reshape(&[t * b, i])?, &w_ih_t, w.b_ih)?;
-    let w_hh_t = layout::transpose(w.w_hh)?;
-    let b_hh = match w.b_hh {
-        Some(bias) => bias.clone(),
-        None => Tensor::zeros(&dev, &[g * h])?,
-    };
-    let first = if reverse { t } else { 0 };
-    let hseq = state_seq(&dev, t, b, h, h0, first)?;
-    let lstm = cell == Cell::Lstm;
-    let cseq = if lstm {
-        Some(state_seq(&dev, t, b, h, c0, first)?)
-    } else {
-        None
-    };
-    let saved = if train && matches!(cell, Cell::Lstm | Cell::Gru) {
-        Some(dev.alloc("rnn", &[t, b, 4 * h], DType::F32)?)
-    } else {
-        None
-    };
-    let cseq_or_dummy = or_placeholder(&dev, cseq.as_ref())?;
-    let saved_or_dummy = or_placeholder(&dev, saved.as_ref())?;
-    let (cs, sv) = (&cseq_or_dummy, &saved_or_dummy);
-    let bindings = [
-        (xproj.storage(), xproj.bytes(), Access::Read),
-        (w_hh_t.storage(), w_hh_t.bytes(), Access::Read),
-        (b_hh.storage(), b_hh.bytes(), Access::Read),
-        (hseq.storage(), hseq.bytes(), Access::ReadWrite),
-        (cs.storage(), cs.bytes(), Access::ReadWrite),
-        (sv.storage(), sv.bytes(), Access::ReadWrite),
-    ];
-    let persistent = match strategy {
-        RnnStrategy::Auto => {
-            h <= PERSISTENT_MAX_HIDDEN && dev.info().device_type != wgpu::DeviceType::Cpu
-        }
-        RnnStrategy::Stepped => false,
-        RnnStrategy::Persistent if h > PERSISTENT_MAX_HIDDEN => {
-            return Err(Error::InvalidArgument {
-                op: "rnn",
-                what: format!("the persistent kernel takes H <= {PERSISTENT_MAX_HIDDEN}, got {h}"),
-            })
-        }
-        RnnStrategy::Persistent => true,
-    };
-    if persistent {
-        let key = cell
-            .key("rnn_persistent")
-            .flag("FORWARD", true)
-            .flag("TRAIN", saved.is_some());
-        let p = params(t, reverse as usize, 0, b, h, g)?;
-        dev.dispatch(
-            &key,
-            bytemuck::bytes_of(&p),
-            &bindings,
-            [b.div_ceil(4) as u32, 1, 1],
-        )?;
-    } else {
-        let key = cell
-            .key("rnn_step")
-            .flag("FORWARD", true)
-            .flag("TRAIN", saved.is_some())
-            .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
-        let units = if g == 1 { h.div_ceil(4) } else { h };
-        let groups = [units.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];
-        for s in 0..t {
-            let step = if reverse { t - 1 - s } else { s };
-            let (src, dst) = slots(step, reverse);
-            let p = params(step, src, dst, b, h, g)?;
-            dev.dispatch(&key, bytemuck::bytes_of(&p), &bindings, groups)?;
-        }
-    }
-    let out_start = if reverse { 0 } else { 1 };
-    let last = if reverse { 0 } else { t };
-    let output = layout::slice(&hseq, 0, out_start, t)?;
-    let h_n = layout::slice(&hseq, 0, last, 1)?.reshape(&[b, h])?;
-    let c_n = match &cseq {
-        Some(c) => Some(layout::slice(c, 0, last, 1)?.reshape(&[b, h])?),
-        None => None,
-    };
-    let cache = train.then(|| RnnCache {
-        cell,
-        reverse,
-        x: x.clone(),
-        hseq,
-        cseq,
-        saved,
-        chunks: Vec::new(),
-    });
-    Ok(RnnOutput {
-        output,
-        h_n,
-        c_n,
-        cache,
-    })
-}
-
-/// [`rnn_forward_with`] over time chunks of at most `max_steps` steps, the
-/// state carried from chunk to chunk (in the direction's processing order):
-/// the same results, with every tensor a chunk's size. `rnn_forward` does
-/// this by itself when a whole-sequence tensor would exceed one storage
-/// binding; [`rnn_backward`] walks the chunks back with the state gradients.
-#[allow(clippy::too_many_arguments)]
-pub fn rnn_forward_chunked(
-    max_steps: usize,
-    strategy: RnnStrategy,
-    cell: Cell,
-    w: &RnnWeights,
-    x: &Tensor,
-    h0: Option<&Tensor>,
-    c0: Option<&Tensor>,
-    reverse: bool,
-    train: bool,
-) -> Result<RnnOutput> {
-    let (t, ..) = dims(cell, w, x)?;
-    let len = max_steps.max(1);
-    let mut starts: Vec<usize> = (0..t).step_by(len).collect();
-    if reverse {
-        starts.reverse();
-    }
-    let (mut h, mut c) = (h0.cloned(), c0.cloned());
-    let mut outs: Vec<(usize, Tensor)> = Vec::new();
-    let mut chunks = Vec::new();
-    for &s in &starts {
-        let n = len.min(t - s);
-        let xs = layout::slice(x, 0, s, n)?;
-        let o = rnn_forward_with(
-            strategy,
-            cell,
-            w,
-            &xs,
-            h.as_ref(),
-            c.as_ref(),
-            reverse,
-            train,
-        )?;
-        (h, c) = (Some(o.h_n), o.c_n);
-        outs.push((s, o.output));
-        if let Some(cache) = o.cache {
-            chunks.push((s, cache));
-        }
-    }
-    outs.sort_by_key(|(s, _)| *s);
-    let parts: Vec<&Tensor> = outs.iter().map(|(_, o)| o).collect();
-    let output = layout::concat(&parts, 0)?;
-    let dev = x.device("rnn")?;
-    let h_n = h.ok_or(Error::InvalidArgument {
-        op: "rnn",
-        what: "empty sequence".into(),
-    })?;
-    let cache = train.then(|| -> Result<RnnCache> {
-        let empty = dev.alloc("rnn", &[1], DType::F32)?;
-        Ok(RnnCache {
-            cell,
-            reverse,
-            x: x.clone(),
-            hseq: empty,
-            cseq: None,
-            saved: None,
-            chunks,
-        })
-    });
-    Ok(RnnOutput {
-        output,
-        h_n,
-        c_n: c,
-        cache: cache.transpose()?,
-    })
-}
-
 pub(crate) fn variants() -> Vec<KernelKey> {
+    use crate::bindings::{rnn as f, rnn_backward as b};
     let mut v = Vec::new();
     for cell in Cell::ALL {
-        for entry in ["rnn_step", "rnn_persistent"] {
-            v.push(cell.key(entry).flag("FORWARD", true));
-            v.push(cell.key(entry).flag("FORWARD", true).flag("TRAIN", true));
-        }
-        v.push(cell.key("rnn_step_backward"));
-        v.push(cell.key("rnn_step_dh"));
-        v.push(cell.key("rnn_step_dh").flag("SUBGROUPS", true));
         for train in [false, true] {
-            v.push(
-                cell.key("rnn_step")
-                    .flag("FORWARD", true)
-                    .flag("TRAIN", train)
-                    .flag("SUBGROUPS", true),
-            );
+            let persistent = KernelKey::of::<f::RnnPersistent>();
+            v.push(cell.flags(persistent).flag("TRAIN", train));
+            for sub in [false, true] {
+                let step = KernelKey::of::<f::RnnStep>();
+                v.push(cell.flags(step).flag("TRAIN", train).flag("SUBGROUPS", sub));
+            }
+        }
+        v.push(cell.flags(KernelKey::of::<b::RnnStepBackward>()));
+        for sub in [false, true] {
+            let dh = KernelKey::of::<b::RnnStepDh>();
+            v.push(cell.flags(dh).flag("SUBGROUPS", sub));
         }
     }
     v
