@@ -14,11 +14,11 @@
 
 // Unchecked loads at base + offsets (callers keep every index in range).
 fn gather_a(base: u32, o: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(a[base + o.x], a[base + o.y], a[base + o.z], a[base + o.w]);
+    return vec4<f32>(f32(a[base + o.x]), f32(a[base + o.y]), f32(a[base + o.z]), f32(a[base + o.w]));
 }
 
 fn gather_b(base: u32, o: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(b[base + o.x], b[base + o.y], b[base + o.z], b[base + o.w]);
+    return vec4<f32>(f32(b[base + o.x]), f32(b[base + o.y]), f32(b[base + o.z]), f32(b[base + o.w]));
 }
 
 @compute @workgroup_size(8, 1, 1)

@@ -11,12 +11,13 @@ struct Params {
     len: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
+#import storage
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<S>;        // f32, or f16 with F16
+@group(0) @binding(2) var<storage, read_write> dst: array<S>;
 
 #ifdef TRANSPOSE
-var<workgroup> tile: array<f32, 272>;  // 16 x 17, padded against bank conflicts
+var<workgroup> tile: array<S, 272>;  // 16 x 17, padded against bank conflicts
 
 // src (Z, R, C), dst (Z, C, R)
 @compute @workgroup_size(16, 16, 1)

@@ -2,6 +2,8 @@
 // gate order: LSTM i,f,g,o; GRU r,z,n with b_hn inside the reset product).
 // T = time, B = batch, H = hidden, G = gates (LSTM 4, GRU 3, RNN 1), GH = G·H.
 // Cell: define LSTM, GRU or RNN (with RELU for relu, tanh otherwise).
+// F16: the sequences and weights are stored as f16 (shared/storage.wgsl);
+// the recurrent product and the gate math run in f32.
 //
 // States live in (T+1, B, H) sequences; a step reads slot `src` and writes
 // slot `dst` (forward: h0 in slot 0 and h_t in slot t+1; reverse: h0 in
@@ -15,6 +17,7 @@
 // The backward is in rnn_backward.wgsl.
 #import activations
 #import rnn_params
+#import storage
 
 // Both entry points run the forward recurrence over the same bindings.
 #ifdef RNN_STEP
@@ -31,12 +34,12 @@ fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
 }
 
 #ifdef FORWARD
-@group(0) @binding(1) var<storage, read> xproj: array<f32>;         // (T, B, GH) x W_ihᵀ + b_ih
-@group(0) @binding(2) var<storage, read> w_hh_t: array<f32>;        // (H, GH) W_hhᵀ
-@group(0) @binding(3) var<storage, read> b_hh: array<f32>;          // (GH)
-@group(0) @binding(4) var<storage, read_write> hseq: array<f32>;    // (T+1, B, H)
-@group(0) @binding(5) var<storage, read_write> cseq: array<f32>;    // (T+1, B, H) LSTM cells
-@group(0) @binding(6) var<storage, read_write> saved: array<f32>;   // (T, B, 4H) with TRAIN
+@group(0) @binding(1) var<storage, read> xproj: array<S>;         // (T, B, GH) x W_ihᵀ + b_ih
+@group(0) @binding(2) var<storage, read> w_hh_t: array<S>;        // (H, GH) W_hhᵀ
+@group(0) @binding(3) var<storage, read> b_hh: array<S>;          // (GH)
+@group(0) @binding(4) var<storage, read_write> hseq: array<S>;    // (T+1, B, H)
+@group(0) @binding(5) var<storage, read_write> cseq: array<S>;    // (T+1, B, H) LSTM cells
+@group(0) @binding(6) var<storage, read_write> saved: array<S>;   // (T, B, 4H) with TRAIN
 
 // Gate math of unit u, batch row b, at time t, from the recurrent
 // pre-activations `pre` (rows u, H+u, 2H+u, 3H+u of h_prev W_hhᵀ + b_hh).
@@ -48,37 +51,37 @@ fn gated_update(u: u32, b: u32, pre: vec4<f32>, t: u32, src: u32, dst: u32) -> f
     let prev = src * p.batch * h + b * h + u;
     let so = (t * p.batch + b) * 4u * h;
 #ifdef LSTM
-    let ig = sigmoid_f(xproj[xo + u] + pre.x);
-    let fg = sigmoid_f(xproj[xo + h + u] + pre.y);
-    let gg = tanh_f(xproj[xo + 2u * h + u] + pre.z);
-    let og = sigmoid_f(xproj[xo + 3u * h + u] + pre.w);
-    let c = fg * cseq[prev] + ig * gg;
+    let ig = sigmoid_f(f32(xproj[xo + u]) + pre.x);
+    let fg = sigmoid_f(f32(xproj[xo + h + u]) + pre.y);
+    let gg = tanh_f(f32(xproj[xo + 2u * h + u]) + pre.z);
+    let og = sigmoid_f(f32(xproj[xo + 3u * h + u]) + pre.w);
+    let c = fg * f32(cseq[prev]) + ig * gg;
     let hv = og * tanh_f(c);
-    cseq[hi] = c;
+    cseq[hi] = S(c);
     let s4 = vec4<f32>(ig, fg, gg, og);
 #else
-    let rg = sigmoid_f(xproj[xo + u] + pre.x);
-    let zg = sigmoid_f(xproj[xo + h + u] + pre.y);
-    let ng = tanh_f(xproj[xo + 2u * h + u] + rg * pre.z);
-    let hv = (1.0 - zg) * ng + zg * hseq[prev];
+    let rg = sigmoid_f(f32(xproj[xo + u]) + pre.x);
+    let zg = sigmoid_f(f32(xproj[xo + h + u]) + pre.y);
+    let ng = tanh_f(f32(xproj[xo + 2u * h + u]) + rg * pre.z);
+    let hv = (1.0 - zg) * ng + zg * f32(hseq[prev]);
     let s4 = vec4<f32>(rg, zg, ng, pre.z);
 #endif
-    hseq[hi] = hv;
+    hseq[hi] = S(hv);
 #ifdef TRAIN
-    saved[so + u] = s4.x; saved[so + h + u] = s4.y; saved[so + 2u * h + u] = s4.z; saved[so + 3u * h + u] = s4.w;
+    saved[so + u] = S(s4.x); saved[so + h + u] = S(s4.y); saved[so + 2u * h + u] = S(s4.z); saved[so + 3u * h + u] = S(s4.w);
 #endif
     return hv;
 }
 
 // Elman update of unit u from its pre-activation a (without x W_ihᵀ + b_ih).
 fn elman_update(u: u32, b: u32, a: f32, t: u32, dst: u32) -> f32 {
-    let x = xproj[(t * p.batch + b) * gh() + u] + a;
+    let x = f32(xproj[(t * p.batch + b) * gh() + u]) + a;
 #ifdef RELU
     let y = max(x, 0.0);
 #else
     let y = tanh_f(x);
 #endif
-    hseq[dst * p.batch * p.hidden + b * p.hidden + u] = y;
+    hseq[dst * p.batch * p.hidden + b * p.hidden + u] = S(y);
     return y;
 }
 #endif
@@ -121,11 +124,11 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
     // l loads step k0 + l of the eight rows, and each step is shuffled out.
     for (; k0 + 8u <= h; k0 += 8u) {
         let kl = k0 + min(sid, 7u);
-        let la = vec4<f32>(hseq[ba.x + kl], hseq[ba.y + kl], hseq[ba.z + kl], hseq[ba.w + kl]);
-        let lc = vec4<f32>(hseq[bc.x + kl], hseq[bc.y + kl], hseq[bc.z + kl], hseq[bc.w + kl]);
+        let la = vec4<f32>(f32(hseq[ba.x + kl]), f32(hseq[ba.y + kl]), f32(hseq[ba.z + kl]), f32(hseq[ba.w + kl]));
+        let lc = vec4<f32>(f32(hseq[bc.x + kl]), f32(hseq[bc.y + kl]), f32(hseq[bc.z + kl]), f32(hseq[bc.w + kl]));
         for (var kk = 0u; kk < 8u; kk++) {
             let wo = (k0 + kk) * gh();
-            let w4 = vec4<f32>(w_hh_t[wo + rr.x], w_hh_t[wo + rr.y], w_hh_t[wo + rr.z], w_hh_t[wo + rr.w]);
+            let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
             lo = rank1(lo, w4, subgroupShuffle(la, kk));
             hi = rank1(hi, w4, subgroupShuffle(lc, kk));
         }
@@ -133,12 +136,12 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
 #endif
     for (; k0 < h; k0++) {
         let wo = k0 * gh();
-        let w4 = vec4<f32>(w_hh_t[wo + rr.x], w_hh_t[wo + rr.y], w_hh_t[wo + rr.z], w_hh_t[wo + rr.w]);
-        lo = rank1(lo, w4, vec4<f32>(hseq[ba.x + k0], hseq[ba.y + k0], hseq[ba.z + k0], hseq[ba.w + k0]));
-        hi = rank1(hi, w4, vec4<f32>(hseq[bc.x + k0], hseq[bc.y + k0], hseq[bc.z + k0], hseq[bc.w + k0]));
+        let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
+        lo = rank1(lo, w4, vec4<f32>(f32(hseq[ba.x + k0]), f32(hseq[ba.y + k0]), f32(hseq[ba.z + k0]), f32(hseq[ba.w + k0])));
+        hi = rank1(hi, w4, vec4<f32>(f32(hseq[bc.x + k0]), f32(hseq[bc.y + k0]), f32(hseq[bc.z + k0]), f32(hseq[bc.w + k0])));
     }
     if !live { return; }
-    let bias = vec4<f32>(b_hh[rr.x], b_hh[rr.y], b_hh[rr.z], b_hh[rr.w]);
+    let bias = vec4<f32>(f32(b_hh[rr.x]), f32(b_hh[rr.y]), f32(b_hh[rr.z]), f32(b_hh[rr.w]));
     for (var i = 0u; i < 8u; i++) {
         let b = b0 + i;
         if b >= p.batch { break; }
@@ -174,14 +177,14 @@ fn rnn_persistent(@builtin(local_invocation_index) u: u32, @builtin(workgroup_id
     let first = select(0u, steps, reverse);
     if u < h {
         let o = first * p.batch * h + u;
-        hbuf[u] = vec4<f32>(hseq[o + bb.x * h], hseq[o + bb.y * h], hseq[o + bb.z * h], hseq[o + bb.w * h]);
+        hbuf[u] = vec4<f32>(f32(hseq[o + bb.x * h]), f32(hseq[o + bb.y * h]), f32(hseq[o + bb.z * h]), f32(hseq[o + bb.w * h]));
     }
 #ifdef RNN
     let r = vec4<u32>(min(u, h - 1u));
 #else
     let r = vec4<u32>(u, h + u, 2u * h + u, min(3u * h + u, gh() - 1u));
 #endif
-    let bias = select(vec4<f32>(0.0), vec4<f32>(b_hh[min(r.x, gh() - 1u)], b_hh[min(r.y, gh() - 1u)], b_hh[min(r.z, gh() - 1u)], b_hh[min(r.w, gh() - 1u)]), u < h);
+    let bias = select(vec4<f32>(0.0), vec4<f32>(f32(b_hh[min(r.x, gh() - 1u)]), f32(b_hh[min(r.y, gh() - 1u)]), f32(b_hh[min(r.z, gh() - 1u)]), f32(b_hh[min(r.w, gh() - 1u)])), u < h);
     workgroupBarrier();
     for (var s = 0u; s < steps; s++) {
         let t = select(s, steps - 1u - s, reverse);
@@ -191,7 +194,7 @@ fn rnn_persistent(@builtin(local_invocation_index) u: u32, @builtin(workgroup_id
         if u < h {
             for (var k = 0u; k < h; k++) {
                 let hv = hbuf[k];
-                let w4 = vec4<f32>(w_hh_t[k * gh() + r.x], w_hh_t[k * gh() + r.y], w_hh_t[k * gh() + r.z], w_hh_t[k * gh() + r.w]);
+                let w4 = vec4<f32>(f32(w_hh_t[k * gh() + r.x]), f32(w_hh_t[k * gh() + r.y]), f32(w_hh_t[k * gh() + r.z]), f32(w_hh_t[k * gh() + r.w]));
                 acc = mat4x4<f32>(fma(vec4<f32>(w4.x), hv, acc[0]), fma(vec4<f32>(w4.y), hv, acc[1]),
                                   fma(vec4<f32>(w4.z), hv, acc[2]), fma(vec4<f32>(w4.w), hv, acc[3]));
             }

@@ -2,6 +2,7 @@
 // checked operand loads, the epilogue store and the rank-1 update of a 4x4
 // register block. op(A) is (Z, M, K), op(B) is (Z, K, N), C is (Z, M, N).
 #import activations
+#import storage
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -11,10 +12,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;        // (Z, M, K) or TRANS_A (Z, K, M)
-@group(0) @binding(2) var<storage, read> b: array<f32>;        // (Z, K, N) or TRANS_B (Z, N, K)
-@group(0) @binding(3) var<storage, read_write> c: array<f32>;  // (Z, M, N)
-@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (N), read with BIAS
+@group(0) @binding(1) var<storage, read> a: array<S>;        // (Z, M, K) or TRANS_A (Z, K, M)
+@group(0) @binding(2) var<storage, read> b: array<S>;        // (Z, K, N) or TRANS_B (Z, N, K)
+@group(0) @binding(3) var<storage, read_write> c: array<S>;  // (Z, M, N)
+@group(0) @binding(4) var<storage, read> bias: array<S>;     // (N), read with BIAS
 
 // Element strides of op(A) along m and k, and of op(B) along n and k.
 fn a_strides() -> vec2<u32> {
@@ -37,25 +38,25 @@ fn b_strides() -> vec2<u32> {
 fn load_a(z: u32, m: u32, kk: u32) -> f32 {
     if m >= p.m || kk >= p.k { return 0.0; }
     let s = a_strides();
-    return a[z * p.stride_a + m * s.x + kk * s.y];
+    return f32(a[z * p.stride_a + m * s.x + kk * s.y]);
 }
 
 // op(B)[z, kk, n], zero outside the matrix.
 fn load_b(z: u32, kk: u32, n: u32) -> f32 {
     if n >= p.n || kk >= p.k { return 0.0; }
     let s = b_strides();
-    return b[z * p.stride_b + n * s.x + kk * s.y];
+    return f32(b[z * p.stride_b + n * s.x + kk * s.y]);
 }
 
 fn store_c(z: u32, m: u32, n: u32, v: f32) {
     if m >= p.m || n >= p.n { return; }
     let i = z * p.stride_c + m * p.ldc + n;
     var r = p.alpha * v;
-    if p.use_beta != 0u { r += p.beta * c[i]; }
+    if p.use_beta != 0u { r += p.beta * f32(c[i]); }
 #ifdef BIAS
-    r += bias[n];
+    r += f32(bias[n]);
 #endif
-    c[i] = activate(r, p.act);
+    c[i] = S(activate(r, p.act));
 }
 
 // acc += outer(av, bv): column i of the block is row m + i of C.

@@ -32,12 +32,7 @@ struct Params {
     chunks: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 
-#ifdef F16
-enable f16;
-alias S = f16;
-#else
-alias S = f32;
-#endif
+#import storage
 #ifdef VEC4
 alias V = vec4<f32>;
 alias SV = vec4<S>;

@@ -298,6 +298,17 @@ impl Device {
         &self.shared.info
     }
 
+    /// The compact storage type for weights and activations: F16 where the
+    /// adapter has SHADER_F16 (kernels keep f32 arithmetic), F32 elsewhere.
+    /// Cast with [`crate::ops::elementwise::cast`] to store tensors in it.
+    pub fn half_dtype(&self) -> crate::DType {
+        if self.info().has(wgpu::Features::SHADER_F16) {
+            crate::DType::F16
+        } else {
+            crate::DType::F32
+        }
+    }
+
     /// Buffer pool counters.
     pub fn memory_stats(&self) -> MemoryStats {
         self.shared.pool.stats()

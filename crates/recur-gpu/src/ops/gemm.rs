@@ -1,6 +1,6 @@
 //! GEMM launcher (`shaders/gemm.wgsl`).
 
-use super::{all_f32, device_of, u32_of, Activation};
+use super::{device_of, storage_dtype, u32_of, Activation};
 use crate::bindings::{gemm as tiled, gemm_blocked as blocked, gemm_io::Params};
 use crate::error::{Error, Result};
 use crate::kernel::KernelKey;
@@ -150,7 +150,8 @@ impl Gemm {
     pub fn run(&self, a: &Tensor, b: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
         let s = self.shape(a, b)?;
         let dev = device_of("gemm", &[a, b])?;
-        let out = dev.alloc("gemm", &self.out_shape(a, &s), DType::F32)?;
+        let dtype = storage_dtype("gemm", &[a, b])?;
+        let out = dev.alloc("gemm", &self.out_shape(a, &s), dtype)?;
         Gemm { beta: 0.0, ..*self }.run_into(a, b, bias, &out)?;
         Ok(out)
     }
@@ -167,7 +168,7 @@ impl Gemm {
         let mut operands = vec![a, b, c];
         operands.extend(bias);
         let dev = device_of("gemm", &operands)?;
-        all_f32("gemm", &operands)?;
+        let dtype = storage_dtype("gemm", &operands)?;
         let want = self.out_shape(a, &s);
         crate::error::check_shape("gemm", &want, c.shape())?;
         if let Some(bias) = bias {
@@ -211,7 +212,8 @@ impl Gemm {
             self.trans_b,
             bias.is_some(),
             subgroups,
-        );
+        )
+        .flag("F16", dtype == DType::F16);
 
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let (rows, cols) = kernel.tile();
@@ -271,22 +273,11 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: 
 pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     for kernel in GemmKernel::ALL {
-        for bits in 0..8 {
-            v.push(key(
-                kernel,
-                bits & 1 != 0,
-                bits & 2 != 0,
-                bits & 4 != 0,
-                false,
-            ));
+        for bits in 0..16 {
+            let (ta, tb, bias, f16) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
+            v.push(key(kernel, ta, tb, bias, false).flag("F16", f16));
             if kernel == GemmKernel::Blocked {
-                v.push(key(
-                    kernel,
-                    bits & 1 != 0,
-                    bits & 2 != 0,
-                    bits & 4 != 0,
-                    true,
-                ));
+                v.push(key(kernel, ta, tb, bias, true).flag("F16", f16));
             }
         }
     }

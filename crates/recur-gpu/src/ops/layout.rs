@@ -1,6 +1,6 @@
 //! Transpose, slice and concat (`shaders/layout.wgsl`).
 
-use super::{all_f32, device_of, u32_of};
+use super::{device_of, storage_dtype, u32_of};
 use crate::bindings::layout::{self as k, Params};
 use crate::error::{Error, Result};
 use crate::kernel::KernelKey;
@@ -11,7 +11,7 @@ use crate::tensor::{DType, Tensor};
 pub fn transpose(x: &Tensor) -> Result<Tensor> {
     let op = "transpose";
     let dev = device_of(op, &[x])?;
-    all_f32(op, &[x])?;
+    let dtype = storage_dtype(op, &[x])?;
     let s = x.shape();
     if s.len() < 2 {
         return Err(Error::ShapeMismatch {
@@ -25,7 +25,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
     let mut shape = s.to_vec();
     let n = shape.len();
     shape.swap(n - 2, n - 1);
-    let y = dev.alloc(op, &shape, DType::F32)?;
+    let y = dev.alloc(op, &shape, dtype)?;
     if y.numel() == 0 {
         return Ok(y);
     }
@@ -46,7 +46,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
         });
     }
     dev.launch(
-        &KernelKey::of::<k::Transpose>(),
+        &KernelKey::of::<k::Transpose>().flag("F16", dtype == DType::F16),
         &p,
         &k::Transpose {
             src: x.into(),
@@ -62,7 +62,7 @@ pub fn transpose(x: &Tensor) -> Result<Tensor> {
 pub fn swap01(x: &Tensor) -> Result<Tensor> {
     let op = "swap01";
     let dev = device_of(op, &[x])?;
-    all_f32(op, &[x])?;
+    let dtype = storage_dtype(op, &[x])?;
     let s = x.shape();
     if s.len() < 2 {
         return Err(Error::ShapeMismatch {
@@ -73,7 +73,7 @@ pub fn swap01(x: &Tensor) -> Result<Tensor> {
     }
     let mut shape = s.to_vec();
     shape.swap(0, 1);
-    let y = dev.alloc(op, &shape, DType::F32)?;
+    let y = dev.alloc(op, &shape, dtype)?;
     if y.numel() == 0 {
         return Ok(y);
     }
@@ -85,7 +85,7 @@ pub fn swap01(x: &Tensor) -> Result<Tensor> {
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
     dev.launch(
-        &KernelKey::of::<k::Swap01>(),
+        &KernelKey::of::<k::Swap01>().flag("F16", dtype == DType::F16),
         &p,
         &k::Swap01 {
             src: x.into(),
@@ -137,7 +137,7 @@ fn copy_axis(
     };
     let lim = dev.info().limits.max_compute_workgroups_per_dimension;
     dev.launch(
-        &KernelKey::of::<k::CopyAxis>(),
+        &KernelKey::of::<k::CopyAxis>().flag("F16", src.dtype() == DType::F16),
         &p,
         &k::CopyAxis {
             src: src.into(),
@@ -151,7 +151,7 @@ fn copy_axis(
 pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
     let op = "slice";
     let dev = device_of(op, &[x])?;
-    all_f32(op, &[x])?;
+    let dtype = storage_dtype(op, &[x])?;
     check_axis(op, x.shape(), axis)?;
     if start
         .checked_add(len)
@@ -168,7 +168,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
     }
     let mut shape = x.shape().to_vec();
     shape[axis] = len;
-    let y = dev.alloc(op, &shape, DType::F32)?;
+    let y = dev.alloc(op, &shape, dtype)?;
     copy_axis(x, &y, axis, start, 0, len)?;
     Ok(y)
 }
@@ -178,7 +178,7 @@ pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor
 pub fn write_slice(dst: &Tensor, axis: usize, start: usize, src: &Tensor) -> Result<()> {
     let op = "write_slice";
     device_of(op, &[dst, src])?;
-    all_f32(op, &[dst, src])?;
+    storage_dtype(op, &[dst, src])?;
     check_axis(op, dst.shape(), axis)?;
     let (ds, ss) = (dst.shape(), src.shape());
     let same = ds.len() == ss.len()
@@ -201,7 +201,7 @@ pub fn write_slice(dst: &Tensor, axis: usize, start: usize, src: &Tensor) -> Res
 pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     let op = "concat";
     let dev = device_of(op, parts)?;
-    all_f32(op, parts)?;
+    let dtype = storage_dtype(op, parts)?;
     let first = parts[0].shape();
     check_axis(op, first, axis)?;
     let mut total = 0;
@@ -223,7 +223,7 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
     }
     let mut shape = first.to_vec();
     shape[axis] = total;
-    let y = dev.alloc(op, &shape, DType::F32)?;
+    let y = dev.alloc(op, &shape, dtype)?;
     let mut off = 0;
     for t in parts {
         copy_axis(t, &y, axis, 0, off, t.shape()[axis])?;
@@ -233,9 +233,11 @@ pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
 }
 
 pub(crate) fn variants() -> Vec<KernelKey> {
-    vec![
-        KernelKey::of::<k::Transpose>(),
-        KernelKey::of::<k::CopyAxis>(),
-        KernelKey::of::<k::Swap01>(),
-    ]
+    let mut v = Vec::new();
+    for f16 in [false, true] {
+        v.push(KernelKey::of::<k::Transpose>().flag("F16", f16));
+        v.push(KernelKey::of::<k::CopyAxis>().flag("F16", f16));
+        v.push(KernelKey::of::<k::Swap01>().flag("F16", f16));
+    }
+    v
 }

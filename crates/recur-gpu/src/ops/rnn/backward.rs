@@ -48,9 +48,9 @@ pub fn rnn_backward(
     } else {
         None
     };
-    let cs = &or_placeholder(&dev, cache.cseq.as_ref())?;
-    let sv = &or_placeholder(&dev, cache.saved.as_ref())?;
-    let dgh_bind = &or_placeholder(&dev, dgh.as_ref())?;
+    let cs = &or_placeholder(&dev, cache.cseq.as_ref(), DType::F32)?;
+    let sv = &or_placeholder(&dev, cache.saved.as_ref(), DType::F32)?;
+    let dgh_bind = &or_placeholder(&dev, dgh.as_ref(), DType::F32)?;
     let dg_h = dgh.as_ref().unwrap_or(&dgx);
     let pointwise = cell.flags(KernelKey::of::<k::RnnStepBackward>());
     let dh_key = cell

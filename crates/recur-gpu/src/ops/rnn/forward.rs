@@ -3,14 +3,14 @@
 //! whole sequence with the persistent kernel).
 
 use super::{
-    dims, or_placeholder, params, slots, state_seq, Cell, RnnCache, RnnOutput, RnnRun, RnnStrategy,
-    RnnWeights, PERSISTENT_MAX_HIDDEN,
+    dims, or_placeholder, params, slots, state_seq, zeros, Cell, RnnCache, RnnOutput, RnnRun,
+    RnnStrategy, RnnWeights, PERSISTENT_MAX_HIDDEN,
 };
 use crate::bindings::rnn as k;
 use crate::error::{Error, Result};
 use crate::kernel::KernelKey;
 use crate::ops::gemm::Gemm;
-use crate::ops::{all_f32, device_of, layout};
+use crate::ops::{device_of, layout, storage_dtype};
 use crate::tensor::{DType, Tensor};
 
 /// Runs one layer-direction over `x` (T, B, I) from `h0`/`c0` (B, H; zeros
@@ -50,7 +50,15 @@ pub fn rnn_forward_run(
     let mut operands = vec![w.w_ih, w.w_hh, x];
     operands.extend(w.b_ih.into_iter().chain(w.b_hh).chain(h0).chain(c0));
     let dev = device_of("rnn", &operands)?;
-    all_f32("rnn", &operands)?;
+    let dtype = storage_dtype("rnn", &operands)?;
+    if dtype == DType::F16 && train {
+        return Err(Error::DType {
+            op: "rnn",
+            dtype,
+            expected:
+                "F32 for training (f16 storage runs the inference forward; the backward is f32)",
+        });
+    }
     let (t, b, i, h) = dims(cell, w, x)?;
     let g = cell.gates();
     // Floats per step of the largest sequence tensors: the input projection
@@ -78,13 +86,13 @@ pub fn rnn_forward_run(
     let w_hh_t = layout::transpose(w.w_hh)?;
     let b_hh = match w.b_hh {
         Some(bias) => bias.clone(),
-        None => Tensor::zeros(&dev, &[g * h])?,
+        None => zeros(&dev, &[g * h], dtype)?,
     };
     let first = if reverse { t } else { 0 };
-    let hseq = state_seq(&dev, t, b, h, h0, first)?;
+    let hseq = state_seq(&dev, [t, b, h], dtype, h0, first)?;
     let lstm = cell == Cell::Lstm;
     let cseq = if lstm {
-        Some(state_seq(&dev, t, b, h, c0, first)?)
+        Some(state_seq(&dev, [t, b, h], dtype, c0, first)?)
     } else {
         None
     };
@@ -93,8 +101,8 @@ pub fn rnn_forward_run(
     } else {
         None
     };
-    let cseq_or_dummy = or_placeholder(&dev, cseq.as_ref())?;
-    let saved_or_dummy = or_placeholder(&dev, saved.as_ref())?;
+    let cseq_or_dummy = or_placeholder(&dev, cseq.as_ref(), dtype)?;
+    let saved_or_dummy = or_placeholder(&dev, saved.as_ref(), dtype)?;
     let (cs, sv) = (&cseq_or_dummy, &saved_or_dummy);
     let persistent = match strategy {
         RnnStrategy::Auto | RnnStrategy::Stepped => false,
@@ -121,7 +129,9 @@ pub fn rnn_forward_run(
     }
     if persistent {
         let key = cell.flags(KernelKey::of::<k::RnnPersistent>());
-        let key = key.flag("TRAIN", saved.is_some());
+        let key = key
+            .flag("TRAIN", saved.is_some())
+            .flag("F16", dtype == DType::F16);
         let p = params(t, reverse as usize, 0, b, h, g)?;
         let groups = [b.div_ceil(4) as u32, 1, 1];
         dev.launch(&key, &p, &bindings!(RnnPersistent), groups)?;
@@ -129,6 +139,7 @@ pub fn rnn_forward_run(
         let key = cell
             .flags(KernelKey::of::<k::RnnStep>())
             .flag("TRAIN", saved.is_some())
+            .flag("F16", dtype == DType::F16)
             .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
         let units = if g == 1 { h.div_ceil(4) } else { h };
         let groups = [units.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];

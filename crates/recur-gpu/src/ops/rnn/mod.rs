@@ -226,15 +226,25 @@ fn slots(t: usize, reverse: bool) -> (usize, usize) {
     }
 }
 
+/// Zeros in `dtype`.
+fn zeros(dev: &Device, shape: &[usize], dtype: DType) -> Result<Tensor> {
+    let z = Tensor::zeros(dev, shape)?;
+    if dtype == DType::F32 {
+        Ok(z)
+    } else {
+        super::elementwise::cast(&z, dtype)
+    }
+}
+
+/// The (T+1, B, H) state sequence in `dtype`, with `init` in `slot`.
 fn state_seq(
     dev: &Device,
-    t: usize,
-    b: usize,
-    h: usize,
+    [t, b, h]: [usize; 3],
+    dtype: DType,
     init: Option<&Tensor>,
     slot: usize,
 ) -> Result<Tensor> {
-    let seq = Tensor::zeros(dev, &[t + 1, b, h])?;
+    let seq = zeros(dev, &[t + 1, b, h], dtype)?;
     if let Some(s) = init {
         check_shape("rnn", &[b, h], s.shape())?;
         layout::write_slice(&seq, 0, slot, &s.reshape(&[1, b, h])?)?;
@@ -245,10 +255,10 @@ fn state_seq(
 /// `t`, or a one-element placeholder for a binding the cell does not use
 /// (each binding needs its own buffer: a writable binding may not alias
 /// another binding of the same dispatch).
-fn or_placeholder(dev: &Device, t: Option<&Tensor>) -> Result<Tensor> {
+fn or_placeholder(dev: &Device, t: Option<&Tensor>, dtype: DType) -> Result<Tensor> {
     match t {
         Some(t) => Ok(t.clone()),
-        None => dev.alloc("rnn", &[1], DType::F32),
+        None => dev.alloc("rnn", &[2], dtype),
     }
 }
 
@@ -257,11 +267,13 @@ pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     for cell in Cell::ALL {
         for train in [false, true] {
-            let persistent = KernelKey::of::<f::RnnPersistent>();
-            v.push(cell.flags(persistent).flag("TRAIN", train));
-            for sub in [false, true] {
-                let step = KernelKey::of::<f::RnnStep>();
-                v.push(cell.flags(step).flag("TRAIN", train).flag("SUBGROUPS", sub));
+            for f16 in [false, true] {
+                let persistent = KernelKey::of::<f::RnnPersistent>().flag("F16", f16);
+                v.push(cell.flags(persistent).flag("TRAIN", train));
+                for sub in [false, true] {
+                    let step = KernelKey::of::<f::RnnStep>().flag("F16", f16);
+                    v.push(cell.flags(step).flag("TRAIN", train).flag("SUBGROUPS", sub));
+                }
             }
         }
         v.push(cell.flags(KernelKey::of::<b::RnnStepBackward>()));
