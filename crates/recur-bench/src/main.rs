@@ -4,8 +4,10 @@
 //! cargo run --release -p recur-bench -- peak
 //! cargo run --release -p recur-bench -- gemm --json gemm.json
 //! cargo run --release -p recur-bench -- scan --json scan.json
+//! cargo run --release -p recur-bench -- dispatch
 //! ```
 
+mod dispatch;
 mod record;
 mod rnn;
 mod scan;
@@ -42,6 +44,9 @@ enum Suite {
     /// The linear/log scan core (forward, backward; serial and chunked), and
     /// minGRU vs the fused GRU.
     Scan,
+    /// The CPU cost of recording and encoding one dispatch, with bind
+    /// groups cached and not.
+    Dispatch,
     /// Every suite.
     All,
 }
@@ -55,11 +60,13 @@ fn main() -> anyhow::Result<()> {
         Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
         Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
         Suite::Scan => scan::scan(&dev, cli.runs, cli.quick)?,
+        Suite::Dispatch => dispatch::dispatch(&dev, cli.runs)?,
         Suite::All => {
             let mut r = suites::peak(&dev, cli.runs)?;
             r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
             r.extend(rnn::rnn(&dev, cli.runs, cli.quick)?);
             r.extend(scan::scan(&dev, cli.runs, cli.quick)?);
+            r.extend(dispatch::dispatch(&dev, cli.runs)?);
             r
         }
     };

@@ -5,7 +5,7 @@
 use recur_gpu::ops::elementwise::{self, BinaryOp};
 use recur_gpu::ops::rnn::{self, Cell, RnnRun, RnnStrategy, RnnWeights};
 use recur_gpu::ops::{gemm, layout, Activation};
-use recur_gpu::{Device, Rng, Tensor};
+use recur_gpu::{DType, Device, Rng, Tensor};
 
 use crate::record::{shape, Record};
 use crate::timing::{measure, Timing};
@@ -70,18 +70,52 @@ fn record(
     }
 }
 
-pub(crate) fn fused(
-    dev: &Device,
-    runs: usize,
-    cell: Cell,
-    s: Shape,
-    backward: bool,
-    strategy: RnnStrategy,
-) -> anyhow::Result<Record> {
+/// One fused-recurrence configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fused {
+    pub(crate) cell: Cell,
+    pub(crate) shape: Shape,
+    /// Forward and backward (else the inference forward).
+    pub(crate) backward: bool,
+    pub(crate) strategy: RnnStrategy,
+    /// Storage dtype of the weights and sequences (f16: forward only).
+    pub(crate) dtype: DType,
+}
+
+impl Fused {
+    pub(crate) fn new(cell: Cell, shape: Shape, backward: bool) -> Self {
+        Self {
+            cell,
+            shape,
+            backward,
+            strategy: RnnStrategy::Auto,
+            dtype: DType::F32,
+        }
+    }
+}
+
+pub(crate) fn fused(dev: &Device, runs: usize, f: Fused) -> anyhow::Result<Record> {
+    let Fused {
+        cell,
+        shape: s,
+        backward,
+        strategy,
+        dtype,
+    } = f;
     let (i, h, b, t) = s;
     let mut rng = Rng::new(7);
-    let layer = Layer::new(dev, cell, i, h, &mut rng)?;
-    let x = Tensor::rand(dev, &[t, b, i], -1.0, 1.0, &mut rng)?;
+    let mut layer = Layer::new(dev, cell, i, h, &mut rng)?;
+    let x = elementwise::cast(&Tensor::rand(dev, &[t, b, i], -1.0, 1.0, &mut rng)?, dtype)?;
+    if dtype != DType::F32 {
+        for w in [
+            &mut layer.w_ih,
+            &mut layer.w_hh,
+            &mut layer.b_ih,
+            &mut layer.b_hh,
+        ] {
+            *w = elementwise::cast(w, dtype)?;
+        }
+    }
     let dout = Tensor::rand(dev, &[t, b, h], -1.0, 1.0, &mut rng)?;
     let before = dev.counters().dispatches;
     let step = || -> anyhow::Result<()> {
@@ -113,7 +147,10 @@ pub(crate) fn fused(
     };
     let mode = if backward { "fwd+bwd" } else { "fwd" };
     let name = format!("{kind}_fused{variant}");
-    Ok(record(dev, [&name, mode], (cell, s), &tm, dispatches))
+    Ok(Record {
+        dtype: crate::suites::dtype_name(dtype).into(),
+        ..record(dev, [&name, mode], (cell, s), &tm, dispatches)
+    })
 }
 
 /// LSTM the way other wgpu libraries run it: per step, per gate, a matmul
@@ -235,36 +272,34 @@ pub fn rnn(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>
     let mut out = Vec::new();
     for cell in [Cell::Lstm, Cell::Gru] {
         for backward in [false, true] {
-            out.push(fused(dev, runs, cell, a, backward, RnnStrategy::Auto)?);
+            out.push(fused(dev, runs, Fused::new(cell, a, backward))?);
+        }
+        // The inference forward with f16 storage, where the adapter has it.
+        for dtype in crate::suites::dtypes(dev).into_iter().skip(1) {
+            let f = Fused {
+                dtype,
+                ..Fused::new(cell, a, false)
+            };
+            out.push(fused(dev, runs, f)?);
         }
     }
     for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
-        out.push(fused(dev, runs, Cell::Lstm, a, false, strategy)?);
+        let f = Fused {
+            strategy,
+            ..Fused::new(Cell::Lstm, a, false)
+        };
+        out.push(fused(dev, runs, f)?);
     }
     for backward in [false, true] {
         out.push(lstm_unfused(dev, runs.min(5), a, backward)?);
     }
     for backward in [false, true] {
-        out.push(fused(
-            dev,
-            runs,
-            Cell::Lstm,
-            latency,
-            backward,
-            RnnStrategy::Auto,
-        )?);
+        out.push(fused(dev, runs, Fused::new(Cell::Lstm, latency, backward))?);
     }
     if !quick {
         for cell in [Cell::Lstm, Cell::Gru] {
             for backward in [false, true] {
-                out.push(fused(
-                    dev,
-                    runs.min(5),
-                    cell,
-                    b,
-                    backward,
-                    RnnStrategy::Auto,
-                )?);
+                out.push(fused(dev, runs.min(5), Fused::new(cell, b, backward))?);
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use recur_gpu::ops::elementwise;
 use recur_gpu::ops::peak;
-use recur_gpu::ops::rnn::{Cell, RnnStrategy};
+use recur_gpu::ops::rnn::Cell;
 use recur_gpu::ops::scan::{Scan, ScanKind, ScanStrategy};
 use recur_gpu::{wgpu, DType, Device, Rng, Tensor};
 use recur_nn::{functional as F, MinRnnConfig, Var};
@@ -61,7 +61,7 @@ fn core(
         _ => "",
     };
     let name = format!("scan_{kind}{variant}");
-    let dtype_name = if dtype == DType::F16 { "f16" } else { "f32" };
+    let dtype_name = crate::suites::dtype_name(dtype);
     let dispatches = if plan.strategy == ScanStrategy::TimeParallel {
         3.0
     } else {
@@ -135,10 +135,7 @@ pub fn scan(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
     if !quick && dev.info().device_type != wgpu::DeviceType::Cpu {
         shapes.push((8, 1536, 65536));
     }
-    let mut dtypes = vec![DType::F32];
-    if dev.info().has(wgpu::Features::SHADER_F16) {
-        dtypes.push(DType::F16);
-    }
+    let dtypes = crate::suites::dtypes(dev);
     for &dims in &shapes {
         for kind in [ScanKind::Linear, ScanKind::Log] {
             for strategy in [
@@ -163,7 +160,7 @@ pub fn scan(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
     for &t in lengths {
         let s = (256, 256, 64, t);
         let m = mingru(dev, runs, s);
-        let g = crate::rnn::fused(dev, runs, Cell::Gru, s, true, RnnStrategy::Auto);
+        let g = crate::rnn::fused(dev, runs, crate::rnn::Fused::new(Cell::Gru, s, true));
         match (&m, &g) {
             (Ok(m), Ok(g)) => eprintln!(
                 "t={t}: mingru {:.1} ms, gru_fused {:.1} ms: mingru {:.2}x faster",

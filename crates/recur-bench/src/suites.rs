@@ -1,8 +1,9 @@
 //! The benchmark suites.
 
+use recur_gpu::ops::elementwise;
 use recur_gpu::ops::gemm::{Gemm, GemmKernel};
 use recur_gpu::ops::peak;
-use recur_gpu::{Device, Rng, Tensor};
+use recur_gpu::{DType, Device, Rng, Tensor};
 
 use crate::record::{shape, Record};
 use crate::timing::measure;
@@ -45,32 +46,45 @@ pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
     Ok(out)
 }
 
-/// One GEMM configuration measured with `kernel`.
-pub fn gemm_case(
-    dev: &Device,
-    runs: usize,
-    (m, n, k): (usize, usize, usize),
-    kernel: GemmKernel,
-    trans_b: bool,
-) -> anyhow::Result<Record> {
-    gemm_case_t(dev, runs, (m, n, k), kernel, false, trans_b)
+/// One GEMM configuration.
+#[derive(Clone, Copy)]
+pub struct GemmCase {
+    /// (M, N, K).
+    pub shape: (usize, usize, usize),
+    /// Kernel.
+    pub kernel: GemmKernel,
+    /// Operand transposes.
+    pub trans: (bool, bool),
+    /// Storage dtype of A, B and C.
+    pub dtype: DType,
 }
 
-/// [`gemm_case`] with either operand transposed.
-pub fn gemm_case_t(
-    dev: &Device,
-    runs: usize,
-    (m, n, k): (usize, usize, usize),
-    kernel: GemmKernel,
-    trans_a: bool,
-    trans_b: bool,
-) -> anyhow::Result<Record> {
+impl GemmCase {
+    fn new(shape: (usize, usize, usize), kernel: GemmKernel) -> Self {
+        Self {
+            shape,
+            kernel,
+            trans: (false, false),
+            dtype: DType::F32,
+        }
+    }
+}
+
+/// Measures one GEMM configuration.
+pub fn gemm_case(dev: &Device, runs: usize, case: GemmCase) -> anyhow::Result<Record> {
+    let GemmCase {
+        shape: (m, n, k),
+        kernel,
+        trans: (trans_a, trans_b),
+        dtype,
+    } = case;
     let mut rng = Rng::new(1);
     let a_shape = if trans_a { [k, m] } else { [m, k] };
-    let a = Tensor::randn(dev, &a_shape, 0.0, 1.0, &mut rng)?;
     let b_shape = if trans_b { [n, k] } else { [k, n] };
-    let b = Tensor::randn(dev, &b_shape, 0.0, 1.0, &mut rng)?;
-    let c = Tensor::zeros(dev, &[m, n])?;
+    let store = |t: Tensor| elementwise::cast(&t, dtype);
+    let a = store(Tensor::randn(dev, &a_shape, 0.0, 1.0, &mut rng)?)?;
+    let b = store(Tensor::randn(dev, &b_shape, 0.0, 1.0, &mut rng)?)?;
+    let c = store(Tensor::zeros(dev, &[m, n])?)?;
     let cfg = Gemm {
         trans_a,
         trans_b,
@@ -79,7 +93,7 @@ pub fn gemm_case_t(
     };
     let t = measure(dev, runs, 1, || Ok(cfg.run_into(&a, &b, None, &c)?))?;
     let flops = 2.0 * (m * n * k) as f64;
-    let bytes = 4.0 * (m * k + k * n + m * n) as f64;
+    let bytes = (dtype.size() * (m * k + k * n + m * n)) as f64;
     let mut name = match kernel.resolve(dev.info().device_type) {
         GemmKernel::Tiled | GemmKernel::Auto => "gemm_tiled".to_string(),
         GemmKernel::Blocked => "gemm_blocked".to_string(),
@@ -93,10 +107,28 @@ pub fn gemm_case_t(
     }
     let dims = shape(&[("m", m), ("n", n), ("k", k)]);
     Ok(Record {
+        dtype: dtype_name(dtype).into(),
         gflops: flops / t.median() / 1e6,
         gbps: bytes / t.median() / 1e6,
         ..Record::timed(dev, ["gemm", &name, "fwd"], dims, &t)
     })
+}
+
+/// The record field for a dtype.
+pub(crate) fn dtype_name(d: DType) -> &'static str {
+    match d {
+        DType::F16 => "f16",
+        _ => "f32",
+    }
+}
+
+/// The storage dtypes this adapter runs: f32, and f16 with SHADER_F16.
+pub(crate) fn dtypes(dev: &Device) -> Vec<DType> {
+    let mut v = vec![DType::F32];
+    if dev.half_dtype() == DType::F16 {
+        v.push(DType::F16);
+    }
+    v
 }
 
 /// The GEMM suite: the default kernel for this adapter at several shapes,
@@ -115,28 +147,28 @@ pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
         ]
     };
     for &s in shapes {
-        out.push(gemm_case(dev, runs, s, GemmKernel::Auto, false)?);
+        out.push(gemm_case(dev, runs, GemmCase::new(s, GemmKernel::Auto))?);
     }
     let headline = (1024, 1024, 1024);
     for kernel in [GemmKernel::Tiled, GemmKernel::Blocked] {
-        out.push(gemm_case(dev, runs, headline, kernel, false)?);
-        out.push(gemm_case(dev, runs, headline, kernel, true)?);
+        for dtype in dtypes(dev) {
+            for trans_b in [false, true] {
+                let case = GemmCase {
+                    trans: (false, trans_b),
+                    dtype,
+                    ..GemmCase::new(headline, kernel)
+                };
+                out.push(gemm_case(dev, runs, case)?);
+            }
+        }
     }
-    out.push(gemm_case(
-        dev,
-        runs.min(5),
-        headline,
-        GemmKernel::Naive,
-        false,
-    )?);
+    let naive = GemmCase::new(headline, GemmKernel::Naive);
+    out.push(gemm_case(dev, runs.min(5), naive)?);
     // The weight-gradient shape of the rnn suite: dgatesᵀ (4H × T·B) · h (T·B × H).
-    out.push(gemm_case_t(
-        dev,
-        runs,
-        (1024, 256, 4096),
-        GemmKernel::Auto,
-        true,
-        false,
-    )?);
+    let wgrad = GemmCase {
+        trans: (true, false),
+        ..GemmCase::new((1024, 256, 4096), GemmKernel::Auto)
+    };
+    out.push(gemm_case(dev, runs, wgrad)?);
     Ok(out)
 }
