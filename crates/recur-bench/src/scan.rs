@@ -103,7 +103,7 @@ fn mingru(dev: &Device, runs: usize, (i, h, b, t): crate::rnn::Shape) -> anyhow:
     let w = Var::new(Tensor::rand(dev, &[b, t, h], -1.0, 1.0, &mut rng)?);
     let before = dev.counters().dispatches;
     let step = || -> anyhow::Result<()> {
-        let (out, _) = m.forward(&x, None)?;
+        let (out, _) = m.forward_with_state(&x, None)?;
         F::sum_all(&F::mul(&out, &w)?)?.backward()?;
         Ok(())
     };

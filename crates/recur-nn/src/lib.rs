@@ -21,6 +21,7 @@ pub mod optim;
 mod recurrent;
 pub mod tasks;
 pub mod tbptt;
+pub mod text;
 
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};

@@ -9,7 +9,7 @@
 //! g(x) = x + 0.5 for x ≥ 0, σ(x) otherwise  (so every h_t > 0)
 //! ```
 //!
-//! [`MinRnn::forward`] runs a whole sequence with one log-space scan;
+//! [`MinRnn::forward_with_state`] runs a whole sequence with one log-space scan;
 //! [`MinRnn::step`] runs one token in linear space with constant memory (a
 //! different computation: tests check both agree). [`MinRnnBlock`] is the
 //! paper's language-model block: pre-RMSNorm, the cell, a residual, then a
@@ -17,7 +17,7 @@
 
 use recur_gpu::ops::scan::{ScanKind, ScanLayout};
 use recur_gpu::ops::Activation;
-use recur_gpu::{Device, Error, Result, Rng};
+use recur_gpu::{Device, Error, Result, Rng, Tensor};
 
 use crate::autograd::Var;
 use crate::functional as F;
@@ -155,10 +155,16 @@ impl MinRnn {
         Ok(())
     }
 
-    /// The whole sequence in parallel (one log-space scan): inputs (B, T, I)
-    /// (or (T, B, I) when not batch-first) and an optional positive initial
-    /// state `h0` (B, H). Returns every h_t and the final state (B, H).
-    pub fn forward(&self, x: &Var, h0: Option<&Var>) -> Result<(Var, Var)> {
+    /// The whole sequence in parallel: inputs (B, T, I) (or (T, B, I) when
+    /// not batch-first) and an optional initial state `h0` (B, H) of any
+    /// sign. Returns every h_t and the final state (B, H).
+    ///
+    /// The zero-state part runs as one log-space scan (every term is
+    /// positive); since h_t is linear in h0, an initial state adds
+    /// (∏_{s≤t} a_s) ⊙ h0, the linear-space scan of (a, 0) from h0, so
+    /// negative states are exact too. (`Layer::forward` is the same from a
+    /// zero state.)
+    pub fn forward_with_state(&self, x: &Var, h0: Option<&Var>) -> Result<(Var, Var)> {
         self.check("MinRnn::forward", x, 3)?;
         let batch = x.shape()[if self.config.batch_first { 0 } else { 1 }];
         if let Some(h0) = h0 {
@@ -171,17 +177,22 @@ impl MinRnn {
             }
         }
         let (log_a, log_b) = self.log_coefficients(x)?;
-        let log_h0 = h0.map(|h| F::activation(h, Activation::Log)).transpose()?;
         let layout = if self.config.batch_first {
             ScanLayout::BatchFirst
         } else {
             ScanLayout::TimeMajor
         };
-        let (log_h, log_last) = F::scan(ScanKind::Log, &log_a, &log_b, log_h0.as_ref(), layout)?;
-        Ok((
-            F::activation(&log_h, Activation::Exp)?,
-            F::activation(&log_last, Activation::Exp)?,
-        ))
+        let (log_h, log_last) = F::scan(ScanKind::Log, &log_a, &log_b, None, layout)?;
+        let h = F::activation(&log_h, Activation::Exp)?;
+        let last = F::activation(&log_last, Activation::Exp)?;
+        let Some(h0) = h0 else {
+            return Ok((h, last));
+        };
+        let a = F::activation(&log_a, Activation::Exp)?;
+        let dev = h0.value().device("MinRnn::forward")?;
+        let zeros = Var::new(Tensor::zeros(&dev, a.shape())?);
+        let (carried, carried_last) = F::scan(ScanKind::Linear, &a, &zeros, Some(h0), layout)?;
+        Ok((F::add(&h, &carried)?, F::add(&last, &carried_last)?))
     }
 
     /// One step in linear space: input (B, I), previous state (B, H) (zeros
@@ -224,7 +235,7 @@ impl Module for MinRnn {
 impl Layer for MinRnn {
     /// Every h_t from a zero initial state.
     fn forward(&self, x: &Var) -> Result<Var> {
-        Ok(MinRnn::forward(self, x, None)?.0)
+        Ok(self.forward_with_state(x, None)?.0)
     }
 }
 
@@ -276,7 +287,7 @@ impl MinRnnBlock {
     /// The block over a sequence from `h0` (B, d); returns the
     /// outputs and the cell's final state.
     pub fn forward_state(&self, x: &Var, h0: Option<&Var>) -> Result<(Var, Var)> {
-        let (h, last) = self.cell.forward(&self.norm1.forward(x)?, h0)?;
+        let (h, last) = self.cell.forward_with_state(&self.norm1.forward(x)?, h0)?;
         Ok((self.finish(x, h)?, last))
     }
 

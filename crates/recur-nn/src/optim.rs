@@ -88,7 +88,30 @@ pub struct AdamConfig {
     pub decoupled: bool,
 }
 
+/// Fails unless `value` is finite and at least 0 (and below 1 for a β),
+/// as PyTorch's optimizers check their hyper-parameters.
+fn check_hyper(op: &'static str, name: &str, value: f32, below_one: bool) -> Result<()> {
+    let ok = value.is_finite() && value >= 0.0 && (!below_one || value < 1.0);
+    if ok {
+        Ok(())
+    } else {
+        let range = if below_one { "[0, 1)" } else { "[0, ∞)" };
+        Err(Error::InvalidArgument {
+            op,
+            what: format!("{name} must be finite and in {range}, got {value}"),
+        })
+    }
+}
+
 impl AdamConfig {
+    fn check(&self, op: &'static str) -> Result<()> {
+        check_hyper(op, "lr", self.lr, false)?;
+        check_hyper(op, "beta1", self.betas.0, true)?;
+        check_hyper(op, "beta2", self.betas.1, true)?;
+        check_hyper(op, "eps", self.eps, false)?;
+        check_hyper(op, "weight_decay", self.weight_decay, false)
+    }
+
     /// `torch.optim.Adam(lr=lr)`.
     pub fn adam(lr: f32) -> Self {
         Self {
@@ -122,7 +145,10 @@ pub struct Adam {
 
 impl Adam {
     /// State for `params` (moments start at zero).
+    /// A NaN, infinite or negative learning rate (or β outside [0, 1), or
+    /// negative ε or weight decay) is an error.
     pub fn new(device: &Device, config: AdamConfig, params: &[&Tensor]) -> Result<Self> {
+        config.check("Adam::new")?;
         let moments = params
             .iter()
             .map(|p| {
@@ -147,9 +173,12 @@ impl Adam {
         Self::new(&dev, config, &values(params))
     }
 
-    /// Sets the learning rate of the next steps (for schedules).
-    pub fn set_lr(&mut self, lr: f32) {
+    /// Sets the learning rate of the next steps (for schedules); a NaN,
+    /// infinite or negative rate is an error and leaves the rate unchanged.
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        check_hyper("Adam::set_lr", "lr", lr, false)?;
         self.lr = lr;
+        Ok(())
     }
 
     /// Steps taken so far.
@@ -248,7 +277,14 @@ pub struct Sgd {
 
 impl Sgd {
     /// State for `params`.
+    /// A NaN, infinite or negative learning rate, momentum, dampening or
+    /// weight decay is an error, as is Nesterov without momentum.
     pub fn new(device: &Device, config: SgdConfig, params: &[&Tensor]) -> Result<Self> {
+        let op = "Sgd::new";
+        check_hyper(op, "lr", config.lr, false)?;
+        check_hyper(op, "momentum", config.momentum, false)?;
+        check_hyper(op, "dampening", config.dampening, false)?;
+        check_hyper(op, "weight_decay", config.weight_decay, false)?;
         if config.nesterov && (config.momentum <= 0.0 || config.dampening != 0.0) {
             return Err(Error::InvalidArgument {
                 op: "Sgd::new",
@@ -274,9 +310,11 @@ impl Sgd {
         Self::new(&dev, config, &values(params))
     }
 
-    /// Sets the learning rate of the next steps.
-    pub fn set_lr(&mut self, lr: f32) {
+    /// Sets the learning rate of the next steps; see [`Adam::set_lr`].
+    pub fn set_lr(&mut self, lr: f32) -> Result<()> {
+        check_hyper("Sgd::set_lr", "lr", lr, false)?;
         self.lr = lr;
+        Ok(())
     }
 
     /// One update; see [`Adam::step`].
@@ -316,8 +354,9 @@ pub trait Optimizer {
         grad_scale: Option<&Tensor>,
     ) -> Result<()>;
 
-    /// Sets the learning rate of the next steps (for schedules).
-    fn set_learning_rate(&mut self, lr: f32);
+    /// Sets the learning rate of the next steps (for schedules); a NaN,
+    /// infinite or negative rate is an error.
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()>;
 
     /// One update of every parameter from the gradient `backward` left in
     /// it (`optimizer.step()`); a parameter without one is an error.
@@ -341,8 +380,8 @@ impl Optimizer for Adam {
         self.step(params, grads, grad_scale)
     }
 
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.set_lr(lr);
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        self.set_lr(lr)
     }
 }
 
@@ -356,8 +395,8 @@ impl Optimizer for Sgd {
         self.step(params, grads, grad_scale)
     }
 
-    fn set_learning_rate(&mut self, lr: f32) {
-        self.set_lr(lr);
+    fn set_learning_rate(&mut self, lr: f32) -> Result<()> {
+        self.set_lr(lr)
     }
 }
 

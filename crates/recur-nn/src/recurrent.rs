@@ -378,8 +378,10 @@ impl Recurrent {
         Ok(())
     }
 
-    /// Inference forward. `h0`/`c0` are (L·D, B, H); zeros when absent.
-    pub fn forward(
+    /// Inference forward on tensors (no tape). `h0`/`c0` are (L·D, B, H);
+    /// zeros when absent. (`Layer::forward` takes a `Var` and records the
+    /// sequence as one autograd node, as [`Recurrent::forward_var`] does.)
+    pub fn forward_tensors(
         &self,
         x: &Tensor,
         h0: Option<&Tensor>,

@@ -29,13 +29,18 @@ fn step_mode_reproduces_the_parallel_scan() {
             .init(&dev, &mut rng)
             .unwrap();
             let xs = data(b * t * i, 5);
-            let h0: Vec<f32> = data(b * h, 6).iter().map(|v| v.abs() + 0.1).collect();
+            // A positive initial state, and one with both signs (minRNN
+            // states from the parallel form are positive, but a user's h0
+            // need not be).
+            let positive: Vec<f32> = data(b * h, 6).iter().map(|v| v.abs() + 0.1).collect();
+            let signed = data(b * h, 7);
+            assert!(signed.iter().any(|&v| v < -0.1));
             let shape = if batch_first { [b, t, i] } else { [t, b, i] };
             let x = Var::new(Tensor::from_slice(&dev, &xs, &shape).unwrap());
-            for with_h0 in [false, true] {
-                let h0v = Var::new(Tensor::from_slice(&dev, &h0, &[b, h]).unwrap());
+            for (with_h0, h0) in [(false, &positive), (true, &positive), (true, &signed)] {
+                let h0v = Var::new(Tensor::from_slice(&dev, h0, &[b, h]).unwrap());
                 let h0r = with_h0.then_some(&h0v);
-                let (out, last) = m.forward(&x, h0r).unwrap();
+                let (out, last) = m.forward_with_state(&x, h0r).unwrap();
                 let out = out.to_vec().unwrap();
                 let mut state = h0r.cloned();
                 for s in 0..t {
@@ -55,7 +60,8 @@ fn step_mode_reproduces_the_parallel_scan() {
                         let d = max_diff(&got[bi * h..][..h], want);
                         assert!(
                             d <= 1e-5,
-                            "{cell:?} batch_first {batch_first} h0 {with_h0} step {s}: {d}"
+                            "{cell:?} batch_first {batch_first} h0 {:?} step {s}: {d}",
+                            with_h0.then_some(&h0[..2])
                         );
                     }
                     state = Some(hs);
@@ -77,15 +83,14 @@ fn gradients_match_finite_differences() {
         }
         .init(&dev, &mut Rng::new(8))
         .unwrap();
-        let (_, h0_shape) = input(&[2, 4], 0);
-        let mut h0 = input(&h0_shape, 31);
-        h0.0.iter_mut().for_each(|v| *v = v.abs() + 0.2);
+        // h0 of both signs (the linear part of the recurrence).
+        let h0 = input(&[2, 4], 31);
         gradcheck(
             &dev,
             &format!("{cell:?}"),
             &[input(&[2, 6, 3], 30), h0],
             |v| {
-                let (out, last) = m.forward(&v[0], Some(&v[1]))?;
+                let (out, last) = m.forward_with_state(&v[0], Some(&v[1]))?;
                 let flat = F::reshape(&out, &[out.value().numel()])?;
                 F::concat(&[&flat, &F::reshape(&last, &[8])?], 0)
             },
@@ -122,7 +127,7 @@ fn min_rnns_match_pytorch() {
         m.load_parameters(&dev, &ck, &format!("{name}.")).unwrap();
         let x = Var::param(f.tensor(&dev, &format!("{name}.x")).unwrap());
         let h0 = Var::param(f.tensor(&dev, &format!("{name}.h0")).unwrap());
-        let (out, last) = m.forward(&x, Some(&h0)).unwrap();
+        let (out, last) = m.forward_with_state(&x, Some(&h0)).unwrap();
         assert_matches(
             &format!("{name} out"),
             &out.to_vec().unwrap(),

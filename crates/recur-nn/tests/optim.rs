@@ -179,6 +179,36 @@ fn clipping_by_value_and_optimizer_errors() {
         &[&p]
     )
     .is_err());
+    // Hyper-parameters PyTorch refuses are errors here too, at construction
+    // and when a schedule sets the rate; a refused rate leaves it unchanged.
+    for lr in [f32::NAN, -1e-3, f32::INFINITY] {
+        let bad = Adam::new(&dev, AdamConfig::adam(lr), &[&p]).unwrap_err();
+        assert!(
+            matches!(&bad, Error::InvalidArgument { op: "Adam::new", what } if what.contains("lr")),
+            "{bad}"
+        );
+        assert!(Sgd::new(&dev, SgdConfig::new(lr), &[&p]).is_err());
+        assert!(adam.set_lr(lr).is_err());
+    }
+    let betas = AdamConfig {
+        betas: (0.9, 1.0),
+        ..AdamConfig::adam(1e-3)
+    };
+    assert!(Adam::new(&dev, betas, &[&p]).is_err());
+    let momentum = SgdConfig {
+        momentum: -0.5,
+        ..SgdConfig::new(0.1)
+    };
+    assert!(Sgd::new(&dev, momentum, &[&p]).is_err());
+    // The rate refused above left the earlier one in place: a step of 0.1.
+    let one = Tensor::full(&dev, &[5], 1.0).unwrap();
+    let q = Tensor::zeros(&dev, &[5]).unwrap();
+    let mut fresh = Adam::new(&dev, AdamConfig::adam(0.1), &[&q]).unwrap();
+    assert!(fresh.set_lr(f32::NAN).is_err());
+    fresh.step(&[&q], &[&one], None).unwrap();
+    for v in q.to_vec().unwrap() {
+        assert!((v + 0.1).abs() < 1e-5, "{v}");
+    }
 }
 
 /// `step_params` reads the gradients `backward` left in the parameters,
@@ -211,7 +241,9 @@ fn optimizers_step_parameters_from_their_gradients() {
         .unwrap()
         .backward()
         .unwrap();
-    opts[1].set_learning_rate(0.1);
+    opts[1].set_learning_rate(0.1).unwrap();
+    assert!(opts[1].set_learning_rate(f32::NAN).is_err());
+    assert!(opts[0].set_learning_rate(-0.1).is_err());
     opts[1].step_params(ws, None).unwrap();
     let after = w.to_vec().unwrap();
     for (a, b) in after.iter().zip(&got) {

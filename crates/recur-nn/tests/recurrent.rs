@@ -4,7 +4,8 @@
 mod common;
 use recur_gpu::reference::{rnn_forward as ref_forward, RnnDims, RnnParams};
 use recur_nn::{
-    Cell, Device, Error, Module, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng, Tensor,
+    Cell, Device, Error, Layer, Module, RecurrentCell, RecurrentCellState, RecurrentConfig, Rng,
+    Tensor, Var,
 };
 
 use common::{device, max_diff};
@@ -20,7 +21,7 @@ fn stepping_a_cell_reproduces_the_sequence_layer() {
             .unwrap();
         let x: Vec<f32> = (0..t * b * i).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let full = layer
-            .forward(
+            .forward_tensors(
                 &Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(),
                 None,
                 None,
@@ -56,6 +57,15 @@ fn stepping_a_cell_reproduces_the_sequence_layer() {
         }
         let d = max_diff(&outs, &full.output.to_vec().unwrap());
         assert!(d < 1e-5, "{cell:?}: step vs sequence {d}");
+        // `layer.forward(&var)` is the Layer call (the tensor forward has
+        // its own name), and it computes the same sequence.
+        let xv = Var::new(Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap());
+        let via_layer = layer.forward(&xv).unwrap().to_vec().unwrap();
+        assert_eq!(
+            via_layer,
+            full.output.to_vec().unwrap(),
+            "{cell:?}: Layer::forward"
+        );
         if cell == Cell::Lstm {
             let c = state.unwrap().c.unwrap().to_vec().unwrap();
             assert!(max_diff(&c, &full.c_n.unwrap().to_vec().unwrap()) < 1e-5);
@@ -74,7 +84,7 @@ fn long_sequences_do_not_drift_from_the_reference() {
             .unwrap();
         let x: Vec<f32> = (0..t * b * i).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let out = layer
-            .forward(
+            .forward_tensors(
                 &Tensor::from_slice(&dev, &x, &[t, b, i]).unwrap(),
                 None,
                 None,
@@ -120,13 +130,13 @@ fn dropout_applies_between_layers_only_in_training() {
     let layer = config.init(&dev, &mut rng).unwrap();
     let x = Tensor::rand(&dev, &[5, 3, 4], -1.0, 1.0, &mut rng).unwrap();
     let a = layer
-        .forward(&x, None, None)
+        .forward_tensors(&x, None, None)
         .unwrap()
         .output
         .to_vec()
         .unwrap();
     let b = layer
-        .forward(&x, None, None)
+        .forward_tensors(&x, None, None)
         .unwrap()
         .output
         .to_vec()
@@ -164,7 +174,7 @@ fn dropout_applies_between_layers_only_in_training() {
     let (o, _) = one.forward_train(&x, None, None, &mut Rng::new(1)).unwrap();
     assert_eq!(
         o.output.to_vec().unwrap(),
-        one.forward(&x, None, None)
+        one.forward_tensors(&x, None, None)
             .unwrap()
             .output
             .to_vec()
@@ -218,7 +228,7 @@ fn pytorch_initialisation_and_orthogonal_recurrent_weights() {
     .unwrap();
     assert_eq!(no_bias.named_parameters().len(), 2);
     let out = no_bias
-        .forward(&Tensor::zeros(&dev, &[2, 1, 3]).unwrap(), None, None)
+        .forward_tensors(&Tensor::zeros(&dev, &[2, 1, 3]).unwrap(), None, None)
         .unwrap();
     assert!(
         out.output.to_vec().unwrap().iter().all(|&v| v == 0.0),
@@ -242,30 +252,30 @@ fn bad_input_is_a_typed_error_naming_the_layer() {
         other => panic!("{op}: expected a shape error, got {other:?}"),
     };
     shape_err(
-        lstm.forward(&z(&[5, 2, 3]), None, None).map(drop),
+        lstm.forward_tensors(&z(&[5, 2, 3]), None, None).map(drop),
         "Recurrent::forward",
     ); // input size
     shape_err(
-        lstm.forward(&z(&[0, 2, 4]), None, None).map(drop),
+        lstm.forward_tensors(&z(&[0, 2, 4]), None, None).map(drop),
         "Recurrent::forward",
     ); // empty sequence
     shape_err(
-        lstm.forward(&z(&[2, 4]), None, None).map(drop),
+        lstm.forward_tensors(&z(&[2, 4]), None, None).map(drop),
         "Recurrent::forward",
     ); // rank
     shape_err(
-        lstm.forward(&z(&[5, 2, 4]), Some(&z(&[1, 2, 6])), None)
+        lstm.forward_tensors(&z(&[5, 2, 4]), Some(&z(&[1, 2, 6])), None)
             .map(drop),
         "Recurrent::forward h0",
     );
     shape_err(
-        lstm.forward(&z(&[5, 2, 4]), None, Some(&z(&[2, 3, 6])))
+        lstm.forward_tensors(&z(&[5, 2, 4]), None, Some(&z(&[2, 3, 6])))
             .map(drop),
         "Recurrent::forward c0",
     );
     let ids = Tensor::from_slice_u32(&dev, &[0; 40], &[5, 2, 4]).unwrap();
     assert!(matches!(
-        lstm.forward(&ids, None, None),
+        lstm.forward_tensors(&ids, None, None),
         Err(Error::DType { .. })
     ));
     let l2 = lstm.clone();

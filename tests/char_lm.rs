@@ -1,0 +1,66 @@
+//! The main job stops with a clear error naming the step when the training
+//! loss becomes non-finite, instead of training on through NaNs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `char_lm` example binary `cargo test` built beside this test.
+fn example() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("examples")
+        .join(format!("char_lm{}", std::env::consts::EXE_SUFFIX))
+}
+
+#[test]
+fn char_lm_stops_at_the_step_where_the_loss_became_non_finite() {
+    let Some(_) = recur::gpu::Device::new().ok() else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "CI=true but no GPU adapter");
+        return;
+    };
+    let exe = example();
+    assert!(exe.exists(), "{} was not built", exe.display());
+    let plot = std::env::temp_dir().join(format!("recur_nan_test_{}", std::process::id()));
+    // A learning rate of 1e38 overflows the weights within a few updates.
+    let out = Command::new(&exe)
+        .args([
+            "--steps",
+            "30",
+            "--lr",
+            "1e38",
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--embed",
+            "8",
+            "--batch",
+            "4",
+            "--k1",
+            "16",
+            "--eval-every",
+            "1000",
+            "--sample",
+            "0",
+            "--plot",
+        ])
+        .arg(&plot)
+        .output()
+        .expect("run char_lm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "char_lm trained on: {stderr}");
+    let at = stderr
+        .find("at step ")
+        .unwrap_or_else(|| panic!("no step named: {stderr}"));
+    let step: u64 = stderr[at + 8..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no step number: {stderr}"));
+    assert!((1..=30).contains(&step), "{stderr}");
+    assert!(stderr.contains("became"), "{stderr}");
+    for ext in ["png", "svg"] {
+        let _ = std::fs::remove_file(plot.with_extension(ext));
+    }
+}
