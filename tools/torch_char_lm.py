@@ -5,7 +5,8 @@ Same model (embedding 64 → 2-layer LSTM, H=256 → linear), same batch (32
 streams × 64-step windows, k1 = k2), AdamW with the same warm-up + cosine
 schedule and clipping at 1.0, state carried across windows (detached), on
 the same text: the bundled corpus (recur's own sources, read from the
-repository) or --data PATH, split 90/10. Prints tokens/s, the training
+repository) or --data PATH, with every tenth block of 2,048 characters held
+out for validation (recur_nn::text::CharCorpus). Prints tokens/s, the training
 loss, and with --eval the validation loss computed as char_lm does.
 
     /opt/venv/bin/python tools/torch_char_lm.py [--steps 300] [--threads 2]
@@ -57,8 +58,10 @@ def main():
     vocab = sorted(set(text))
     index = {c: i for i, c in enumerate(vocab)}
     data = torch.tensor([index[c] for c in text])
-    split = len(data) * 9 // 10
-    train, val = data[:split], data[split:]
+    blocks = [data[k : k + 2048] for k in range(0, len(data), 2048)]
+    held = [k % 10 == 9 and len(b) == 2048 for k, b in enumerate(blocks)]
+    train = torch.cat([b for b, h in zip(blocks, held) if not h])
+    val = torch.cat([b for b, h in zip(blocks, held) if h])
     per = len(train) // args.batch
     streams = train[: per * args.batch].view(args.batch, per).t().contiguous()  # (per, B)
 

@@ -219,6 +219,12 @@ fn read_entry(
                         (m.name.clone().unwrap_or_default(), t, m.offset)
                     })
                     .collect();
+                // Each dispatch binds a 256-byte block of the engine's
+                // parameter buffer (record::PARAMS_BLOCK).
+                assert!(
+                    *span <= 256,
+                    "shaders/{shader}.wgsl: {sname} is {span} bytes, over the 256 a dispatch binds"
+                );
                 let s = ParamsStruct {
                     fields,
                     size: *span,

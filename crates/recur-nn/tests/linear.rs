@@ -44,3 +44,46 @@ fn linear_matches_a_host_computation_and_pytorch_layout() {
     );
     assert!(LinearConfig::new(0, 3).init(&dev, &mut rng).is_err());
 }
+
+/// Ids past an embedding table and class targets past the logits are errors
+/// at the next readback, naming the op, the index and the bound (as PyTorch
+/// raises), not a zero row or a loss that silently skips the row.
+#[test]
+fn out_of_range_ids_and_targets_are_errors_at_the_next_readback() {
+    use recur_nn::{functional as F, Embedding, LossReduction};
+    let Some(dev) = device() else { return };
+    let mut rng = Rng::new(5);
+    let emb = Embedding::new(&dev, 10, 4, &mut rng).unwrap();
+    let ids = Tensor::from_slice_u32(&dev, &[1, 10, 2], &[3]).unwrap();
+    let err = emb.forward(&ids).unwrap().to_vec().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IndexOutOfRange {
+                op: "embedding",
+                index: 10,
+                bound: 10
+            }
+        ),
+        "{err}"
+    );
+    let logits = Var::new(Tensor::zeros(&dev, &[2, 5]).unwrap());
+    let targets = Tensor::from_slice_u32(&dev, &[4, 5], &[2]).unwrap();
+    let loss = F::cross_entropy(&logits, &targets, None, LossReduction::Mean).unwrap();
+    let err = loss.item().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::IndexOutOfRange {
+                op: "cross_entropy",
+                index: 5,
+                bound: 5
+            }
+        ),
+        "{err}"
+    );
+    // Reported once: the next readback is clean.
+    let ok = Tensor::from_slice_u32(&dev, &[0, 9], &[2]).unwrap();
+    assert_eq!(emb.forward(&ok).unwrap().shape(), &[2, 4]);
+    assert!(emb.forward(&ok).unwrap().to_vec().is_ok());
+}

@@ -83,7 +83,8 @@ fn tp_chunk(d: &Dims, forced: Option<usize>) -> usize {
 
 fn plan(scan: &Scan, dev: &Device, d: &Dims) -> Result<Plan> {
     let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
-    let tp_fits = |chunk: usize| d.steps.div_ceil(chunk) <= lim && d.units() <= lim;
+    let tp_fits =
+        |chunk: usize| d.steps.div_ceil(chunk) <= lim && d.units() <= lim && d.batch <= lim;
     let strategy = match scan.strategy {
         ScanStrategy::Auto => {
             let gpu = dev.info().device_type != wgpu::DeviceType::Cpu;
@@ -105,9 +106,10 @@ fn plan(scan: &Scan, dev: &Device, d: &Dims) -> Result<Plan> {
         return Err(Error::InvalidArgument {
             op: "scan",
             what: format!(
-                "{} time chunks or {} channel lanes exceed {lim} workgroups per dimension",
+                "{} time chunks, {} channel lanes or batch {} exceed {lim} workgroups per dimension",
                 d.steps.div_ceil(seg),
-                d.units()
+                d.units(),
+                d.batch
             ),
         });
     }
