@@ -22,7 +22,7 @@ import torch
 FILES = [
     "crates/recur-gpu/src/record.rs", "crates/recur-gpu/src/kernel.rs", "crates/recur-gpu/src/device.rs",
     "crates/recur-gpu/src/tensor.rs", "crates/recur-gpu/src/ops/rnn/mod.rs", "crates/recur-gpu/src/ops/rnn/backward.rs",
-    "crates/recur-nn/src/recurrent.rs", "crates/recur-nn/src/autograd.rs", "shaders/rnn.wgsl", "shaders/gemm.wgsl",
+    "crates/recur-nn/src/recurrent/mod.rs", "crates/recur-nn/src/recurrent/run.rs", "crates/recur-nn/src/autograd.rs", "shaders/rnn.wgsl", "shaders/gemm.wgsl",
     "README.md",
 ]
 
