@@ -142,9 +142,10 @@ impl std::fmt::Display for DeviceInfo {
         )?;
         writeln!(
             f,
-            "limits:   storage binding {} B, buffer {} B, workgroup {} invocations ({}x{}x{}), {} B workgroup memory",
+            "limits:   storage binding {} B, buffer {} B, {} storage buffers per stage, workgroup {} invocations ({}x{}x{}), {} B workgroup memory",
             l.max_storage_buffer_binding_size,
             l.max_buffer_size,
+            l.max_storage_buffers_per_shader_stage,
             l.max_compute_invocations_per_workgroup,
             l.max_compute_workgroup_size_x,
             l.max_compute_workgroup_size_y,

@@ -161,6 +161,16 @@ impl Device {
         let params = bytemuck::bytes_of(params);
         let list = bindings.list();
         let limits = &self.shared.info.limits;
+        let most = limits.max_storage_buffers_per_shader_stage as usize;
+        if B::ACCESS.len() > most {
+            return Err(Error::InvalidArgument {
+                op: key.entry,
+                what: format!(
+                    "the kernel binds {} storage buffers; this adapter allows {most} per stage",
+                    B::ACCESS.len()
+                ),
+            });
+        }
         let (limit, align) = (
             limits.max_storage_buffer_binding_size,
             limits.min_storage_buffer_offset_alignment as u64,

@@ -11,6 +11,7 @@ pub mod peak;
 pub mod reduce;
 pub mod rnn;
 pub mod scan;
+pub mod selective_scan;
 pub mod softmax;
 
 use crate::device::Device;
@@ -130,6 +131,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(optim::variants());
     v.extend(norm::variants());
     v.extend(scan::variants());
+    v.extend(selective_scan::variants());
     v
 }
 

@@ -6,6 +6,7 @@ mod norm;
 mod rnn;
 mod rows;
 mod scan;
+mod selective_scan;
 
 pub use gemm::gemm;
 pub use norm::{norm, norm_backward};
@@ -18,6 +19,7 @@ pub use scan::{
     combine_linear, combine_log, linear_scan, linear_scan_backward, log_scan, log_scan_backward,
     logaddexp,
 };
+pub use selective_scan::{selective_scan, selective_scan_backward, SsDims, SsGrads, SsInputs};
 
 use crate::ops::Activation;
 

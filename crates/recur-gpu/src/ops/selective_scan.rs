@@ -1,0 +1,402 @@
+//! Mamba's selective scan (Gu & Dao 2023) with mamba_ssm's semantics and
+//! shapes (`shaders/selective_scan.wgsl`, `shaders/selective_scan_backward.wgsl`):
+//!
+//! ```text
+//! δ = softplus(δ + δ_bias);  x_t = exp(δ_t A) ⊙ x_{t−1} + δ_t B_t u_t
+//! y_t = C_t · x_t + D ⊙ u_t; out = y ⊙ silu(z)
+//! ```
+//!
+//! Time is cut into chunks of [`SelectiveScan::chunk`] steps across
+//! workgroups (reduce, carry, apply: three dispatches each way); the state
+//! (B, D, N, L) is never stored, only the state entering each chunk, from
+//! which the backward replays each chunk.
+
+use super::{all_f32, device_of, layout, reduce, u32_of};
+use crate::bindings::{
+    selective_core::Params, selective_scan as fw, selective_scan_backward as bw,
+};
+use crate::device::Device;
+use crate::error::{check_shape, Error, Result};
+use crate::kernel::KernelKey;
+use crate::tensor::{DType, Tensor};
+
+const FLAG_SOFTPLUS: u32 = 1;
+const FLAG_Z: u32 = 2;
+const FLAG_H0: u32 = 4;
+const FLAG_DLAST: u32 = 8;
+
+/// The scan's inputs, in mamba_ssm's shapes.
+#[derive(Clone, Copy, Debug)]
+pub struct SelectiveScanInputs<'a> {
+    /// (B, D, L)
+    pub u: &'a Tensor,
+    /// (B, D, L): δ before `delta_bias` and softplus.
+    pub delta: &'a Tensor,
+    /// (D, N), real (Mamba: −exp(A_log)).
+    pub a: &'a Tensor,
+    /// (B, N, L), or (B, G, N, L) with G dividing D (channel d reads group
+    /// d / (D / G)).
+    pub b: &'a Tensor,
+    /// Shaped like `b`.
+    pub c: &'a Tensor,
+    /// (D): the skip term D ⊙ u.
+    pub d: Option<&'a Tensor>,
+    /// (B, D, L): the gate, out = y ⊙ silu(z).
+    pub z: Option<&'a Tensor>,
+    /// (D), added to δ before the softplus.
+    pub delta_bias: Option<&'a Tensor>,
+    /// (B, D, N): the state before the first step (zeros when absent).
+    pub h0: Option<&'a Tensor>,
+}
+
+/// How the scan runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectiveScan {
+    /// δ = softplus(δ + δ_bias) (mamba_ssm's `delta_softplus`); else δ + δ_bias.
+    pub delta_softplus: bool,
+    /// Steps per time chunk (1..=32): the replay keeps this many steps of
+    /// each sequence in registers; more chunks mean more parallel work and
+    /// more saved states (B·D·N per chunk).
+    pub chunk: usize,
+}
+
+impl Default for SelectiveScan {
+    fn default() -> Self {
+        Self {
+            delta_softplus: false,
+            chunk: 16,
+        }
+    }
+}
+
+/// Forward results.
+#[derive(Clone, Debug)]
+pub struct SelectiveScanOutput {
+    /// (B, D, L)
+    pub out: Tensor,
+    /// (B, D, N): the state after the last step.
+    pub last_state: Tensor,
+    /// (B, D, K, N, 2): slot 0 holds the state entering each of the K
+    /// chunks, what [`SelectiveScan::backward`] replays from.
+    pub chunk_states: Tensor,
+}
+
+/// Gradients of every input (those that were given).
+#[derive(Clone, Debug)]
+pub struct SelectiveScanGrads {
+    /// (B, D, L)
+    pub du: Tensor,
+    /// (B, D, L), with respect to δ before bias and softplus.
+    pub ddelta: Tensor,
+    /// (D, N)
+    pub da: Tensor,
+    /// Shaped like `b`.
+    pub db: Tensor,
+    /// Shaped like `c`.
+    pub dc: Tensor,
+    /// (D)
+    pub dd: Option<Tensor>,
+    /// (B, D, L)
+    pub dz: Option<Tensor>,
+    /// (D)
+    pub ddelta_bias: Option<Tensor>,
+    /// (B, D, N)
+    pub dh0: Option<Tensor>,
+}
+
+/// Checked sizes.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    batch: usize,
+    dim: usize,
+    len: usize,
+    nstate: usize,
+    groups: usize,
+}
+
+fn dims(op: &'static str, x: &SelectiveScanInputs) -> Result<Dims> {
+    let mut all = vec![x.u, x.delta, x.a, x.b, x.c];
+    all.extend(x.d.into_iter().chain(x.z).chain(x.delta_bias).chain(x.h0));
+    all_f32(op, &all)?;
+    let bad = |what: &str, t: &Tensor| Error::ShapeMismatch {
+        op,
+        expected: what.to_string(),
+        got: t.shape().to_vec(),
+    };
+    let [batch, dim, len] = *x.u.shape() else {
+        return Err(bad("u of shape (B, D, L)", x.u));
+    };
+    let [_, nstate] = *x.a.shape() else {
+        return Err(bad("A of shape (D, N)", x.a));
+    };
+    let groups = match *x.b.shape() {
+        [_, _, _] => 1,
+        [_, g, _, _] => g,
+        _ => return Err(bad("B of shape (B, N, L) or (B, G, N, L)", x.b)),
+    };
+    if batch == 0 || dim == 0 || len == 0 || nstate == 0 || groups == 0 || dim % groups != 0 {
+        return Err(bad(
+            "non-empty B, D, L and N, and groups dividing D (u, then B)",
+            if dim % groups.max(1) != 0 { x.b } else { x.u },
+        ));
+    }
+    check_shape(op, &[batch, dim, len], x.delta.shape())?;
+    check_shape(op, &[dim, nstate], x.a.shape())?;
+    let bshape: Vec<usize> = if x.b.shape().len() == 3 {
+        vec![batch, nstate, len]
+    } else {
+        vec![batch, groups, nstate, len]
+    };
+    check_shape(op, &bshape, x.b.shape())?;
+    check_shape(op, &bshape, x.c.shape())?;
+    for v in [x.d, x.delta_bias].into_iter().flatten() {
+        check_shape(op, &[dim], v.shape())?;
+    }
+    if let Some(z) = x.z {
+        check_shape(op, &[batch, dim, len], z.shape())?;
+    }
+    if let Some(h) = x.h0 {
+        check_shape(op, &[batch, dim, nstate], h.shape())?;
+    }
+    Ok(Dims {
+        batch,
+        dim,
+        len,
+        nstate,
+        groups,
+    })
+}
+
+impl SelectiveScan {
+    fn params(&self, op: &'static str, dev: &Device, s: &Dims, flags: u32) -> Result<Params> {
+        if !(1..=32).contains(&self.chunk) {
+            return Err(Error::InvalidArgument {
+                op,
+                what: format!("chunk must be in 1..=32, got {}", self.chunk),
+            });
+        }
+        let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
+        let chunks = s.len.div_ceil(self.chunk);
+        let blocks = (s.dim / s.groups).div_ceil(64);
+        for (what, n) in [
+            ("time chunks", chunks),
+            ("batch", s.batch),
+            ("channels", s.dim),
+            ("state size", s.nstate),
+            ("channel blocks", s.groups * blocks),
+        ] {
+            if n > lim {
+                return Err(Error::InvalidArgument {
+                    op,
+                    what: format!("{what} = {n} exceed {lim} workgroups per dimension"),
+                });
+            }
+        }
+        Ok(Params {
+            batch: u32_of(op, "batch", s.batch)?,
+            dim: u32_of(op, "channels", s.dim)?,
+            len: u32_of(op, "length", s.len)?,
+            nstate: u32_of(op, "state size", s.nstate)?,
+            groups: u32_of(op, "groups", s.groups)?,
+            chunks: chunks as u32,
+            flags: flags
+                | if self.delta_softplus {
+                    FLAG_SOFTPLUS
+                } else {
+                    0
+                },
+            blocks: blocks as u32,
+        })
+    }
+
+    fn key<'a, B: crate::bindings::Bindings<'a>>(&self) -> KernelKey {
+        KernelKey::of::<B>().define("CH", format!("{}u", self.chunk))
+    }
+
+    /// Runs the scan. Three dispatches; nothing waits on the GPU.
+    pub fn forward(&self, x: &SelectiveScanInputs) -> Result<SelectiveScanOutput> {
+        let op = "selective_scan";
+        let s = dims(op, x)?;
+        let dev = device_of(op, &[x.u, x.delta, x.a, x.b, x.c])?;
+        let flags =
+            if x.z.is_some() { FLAG_Z } else { 0 } | if x.h0.is_some() { FLAG_H0 } else { 0 };
+        let p = self.params(op, &dev, &s, flags)?;
+        let chan = channel_params(&dev, x, &s)?;
+        let out = dev.alloc(op, &[s.batch, s.dim, s.len], DType::F32)?;
+        let last = dev.alloc(op, &[s.batch, s.dim, s.nstate], DType::F32)?;
+        let k = p.chunks as usize;
+        let sums = dev.alloc(op, &[s.batch, s.dim, k, s.nstate, 2], DType::F32)?;
+        macro_rules! bind {
+            ($t:ident) => {
+                fw::$t {
+                    u: x.u.into(),
+                    delta: x.delta.into(),
+                    z: x.z.unwrap_or(x.u).into(),
+                    chan: (&chan).into(),
+                    bm: x.b.into(),
+                    cm: x.c.into(),
+                    h0: x.h0.unwrap_or(x.u).into(),
+                    out: (&out).into(),
+                    last: (&last).into(),
+                    sums: (&sums).into(),
+                }
+            };
+        }
+        let cells = [s.dim.div_ceil(64) as u32, p.chunks, p.batch];
+        let lanes = [p.dim, p.nstate, p.batch];
+        dev.launch(
+            &self.key::<fw::SelectiveScanReduce>(),
+            &p,
+            &bind!(SelectiveScanReduce),
+            cells,
+        )?;
+        dev.launch(
+            &self.key::<fw::SelectiveScanCarry>(),
+            &p,
+            &bind!(SelectiveScanCarry),
+            lanes,
+        )?;
+        dev.launch(
+            &self.key::<fw::SelectiveScanApply>(),
+            &p,
+            &bind!(SelectiveScanApply),
+            cells,
+        )?;
+        Ok(SelectiveScanOutput {
+            out,
+            last_state: last,
+            chunk_states: sums,
+        })
+    }
+
+    /// Gradients of [`SelectiveScan::forward`] (run with the same inputs and
+    /// settings) for upstream `dout` (B, D, L) and `d_last` (B, D, N).
+    /// Three dispatches, then sums of the per-chunk and per-block partials.
+    pub fn backward(
+        &self,
+        x: &SelectiveScanInputs,
+        fwd: &SelectiveScanOutput,
+        dout: &Tensor,
+        d_last: Option<&Tensor>,
+    ) -> Result<SelectiveScanGrads> {
+        let op = "selective_scan_backward";
+        let s = dims(op, x)?;
+        let mut all = vec![x.u, dout, &fwd.chunk_states];
+        all.extend(d_last);
+        let dev = device_of(op, &all)?;
+        all_f32(op, &all)?;
+        check_shape(op, &[s.batch, s.dim, s.len], dout.shape())?;
+        if let Some(dl) = d_last {
+            check_shape(op, &[s.batch, s.dim, s.nstate], dl.shape())?;
+        }
+        let flags = if x.z.is_some() { FLAG_Z } else { 0 }
+            | if x.h0.is_some() { FLAG_H0 } else { 0 }
+            | if d_last.is_some() { FLAG_DLAST } else { 0 };
+        let p = self.params(op, &dev, &s, flags)?;
+        let k = p.chunks as usize;
+        check_shape(
+            op,
+            &[s.batch, s.dim, k, s.nstate, 2],
+            fwd.chunk_states.shape(),
+        )?;
+        let chan = channel_params(&dev, x, &s)?;
+        let bsums = dev.alloc(op, fwd.chunk_states.shape(), DType::F32)?;
+        let dseq = dev.alloc(op, &[3, s.batch, s.dim, s.len], DType::F32)?;
+        let nb = p.blocks as usize;
+        let dbc = dev.alloc(op, &[2, s.batch, s.groups, nb, s.nstate, s.len], DType::F32)?;
+        let dchan = dev.alloc(op, &[s.batch * k, s.dim, s.nstate + 2], DType::F32)?;
+        let dh0 = match x.h0 {
+            Some(_) => dev.alloc(op, &[s.batch, s.dim, s.nstate], DType::F32)?,
+            None => dev.alloc(op, &[1], DType::F32)?,
+        };
+        macro_rules! bind {
+            ($t:ident) => {
+                bw::$t {
+                    u: x.u.into(),
+                    delta: x.delta.into(),
+                    z: x.z.unwrap_or(x.u).into(),
+                    chan: (&chan).into(),
+                    bm: x.b.into(),
+                    cm: x.c.into(),
+                    dlast: d_last.unwrap_or(x.u).into(),
+                    states: (&fwd.chunk_states).into(),
+                    dout: dout.into(),
+                    sums: (&bsums).into(),
+                    dseq: (&dseq).into(),
+                    dbc: (&dbc).into(),
+                    dchan: (&dchan).into(),
+                    dh0: (&dh0).into(),
+                }
+            };
+        }
+        let cells = [s.dim.div_ceil(64) as u32, p.chunks, p.batch];
+        let lanes = [p.dim, p.nstate, p.batch];
+        let blocks = [p.groups * p.blocks, p.chunks, p.batch];
+        let k1 = self.key::<bw::SelectiveScanReduceBackward>();
+        dev.launch(&k1, &p, &bind!(SelectiveScanReduceBackward), cells)?;
+        let k2 = self.key::<bw::SelectiveScanCarryBackward>();
+        dev.launch(&k2, &p, &bind!(SelectiveScanCarryBackward), lanes)?;
+        let k3 = self.key::<bw::SelectiveScanApplyBackward>();
+        dev.launch(&k3, &p, &bind!(SelectiveScanApplyBackward), blocks)?;
+        gather(x, &s, [&dseq, &dbc, &dchan], dh0)
+    }
+}
+
+/// (D, N + 2): A, then D, then δ_bias (zeros for the absent ones).
+fn channel_params(dev: &Device, x: &SelectiveScanInputs, s: &Dims) -> Result<Tensor> {
+    let col = |v: Option<&Tensor>| -> Result<Tensor> {
+        match v {
+            Some(v) => v.reshape(&[s.dim, 1]),
+            None => Tensor::zeros(dev, &[s.dim, 1]),
+        }
+    };
+    layout::concat(&[x.a, &col(x.d)?, &col(x.delta_bias)?], 1)
+}
+
+/// The gradients from the backward's outputs: the three sequence planes,
+/// and sums over the per-block dB/dC and per-(batch, chunk) parameter partials.
+fn gather(
+    x: &SelectiveScanInputs,
+    s: &Dims,
+    [dseq, dbc, dchan]: [&Tensor; 3],
+    dh0: Tensor,
+) -> Result<SelectiveScanGrads> {
+    let plane = |i: usize| -> Result<Tensor> {
+        layout::slice(dseq, 0, i, 1)?.reshape(&[s.batch, s.dim, s.len])
+    };
+    let nb = dbc.shape()[3];
+    let bg = s.batch * s.groups;
+    let bc = reduce::sum(&dbc.reshape(&[2 * bg, nb, s.nstate * s.len])?, 1)?;
+    let db = layout::slice(&bc, 0, 0, bg)?.reshape(x.b.shape())?;
+    let dc = layout::slice(&bc, 0, bg, bg)?.reshape(x.c.shape())?;
+    let rows = dchan.shape()[0];
+    let w = s.nstate + 2;
+    let pc = reduce::sum(&dchan.reshape(&[rows, s.dim * w])?, 0)?.reshape(&[s.dim, w])?;
+    let col = |j: usize| -> Result<Tensor> { layout::slice(&pc, 1, j, 1)?.reshape(&[s.dim]) };
+    Ok(SelectiveScanGrads {
+        du: plane(0)?,
+        ddelta: plane(1)?,
+        da: layout::slice(&pc, 1, 0, s.nstate)?,
+        db,
+        dc,
+        dd: x.d.map(|_| col(s.nstate)).transpose()?,
+        dz: x.z.map(|_| plane(2)).transpose()?,
+        ddelta_bias: x.delta_bias.map(|_| col(s.nstate + 1)).transpose()?,
+        dh0: x.h0.map(|_| dh0),
+    })
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    let s = SelectiveScan::default();
+    let short = SelectiveScan { chunk: 4, ..s };
+    let mut v = Vec::new();
+    for c in [s, short] {
+        v.push(c.key::<fw::SelectiveScanReduce>());
+        v.push(c.key::<fw::SelectiveScanCarry>());
+        v.push(c.key::<fw::SelectiveScanApply>());
+        v.push(c.key::<bw::SelectiveScanReduceBackward>());
+        v.push(c.key::<bw::SelectiveScanCarryBackward>());
+        v.push(c.key::<bw::SelectiveScanApplyBackward>());
+    }
+    v
+}
