@@ -14,7 +14,7 @@
 #import selective_core
 
 @group(0) @binding(7) var<storage, read> h0: array<f32>;          // (B, D, N), read with FLAG_H0
-@group(0) @binding(8) var<storage, read_write> out: array<f32>;   // (B, D, L)
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;   // like u
 @group(0) @binding(9) var<storage, read_write> last: array<f32>;  // (B, D, N) final state
 @group(0) @binding(10) var<storage, read_write> sums: array<f32>; // (B, D, K, N, 2) chunk maps, then entering states
 

@@ -22,9 +22,9 @@
 
 @group(0) @binding(7) var<storage, read> dlast: array<f32>;       // (B, D, N): dL/d final state, read with FLAG_DLAST
 @group(0) @binding(8) var<storage, read> states: array<f32>;      // (B, D, K, N, 2): slot 0 = forward state entering each chunk
-@group(0) @binding(9) var<storage, read> dout: array<f32>;        // (B, D, L)
+@group(0) @binding(9) var<storage, read> dout: array<f32>;        // like u
 @group(0) @binding(10) var<storage, read_write> sums: array<f32>; // (B, D, K, N, 2): dx maps, then dx entering from the future
-@group(0) @binding(11) var<storage, read_write> dseq: array<f32>; // (3, B, D, L): du, dδraw, dz
+@group(0) @binding(11) var<storage, read_write> dseq: array<f32>; // 3 planes like u: du, dδraw, dz
 @group(0) @binding(12) var<storage, read_write> dbc: array<f32>;  // (2, B, G, blocks, N, L): partial dB, dC
 @group(0) @binding(13) var<storage, read_write> dchan: array<f32>; // (B·K, D, N + 2): partial dA, dD, dδ_bias
 @group(0) @binding(14) var<storage, read_write> dh0: array<f32>;  // (B, D, N), written with FLAG_H0

@@ -18,9 +18,12 @@
 // private arrays.
 #define CH 16u
 
+// (sb, sd, st): strides of (b, d, t) in u, δ, z and the outputs: (D·L, L, 1)
+// for mamba_ssm's (B, D, L), (L·D, 1, D) for channel-last (B, L, D).
 struct Params {
     batch: u32, dim: u32, len: u32, nstate: u32,
     groups: u32, chunks: u32, flags: u32, blocks: u32,
+    sb: u32, sd: u32, st: u32, _pad0: u32,
 }
 
 const FLAG_SOFTPLUS: u32 = 1u;
@@ -29,15 +32,15 @@ const FLAG_H0: u32 = 4u;     // forward: start from h0; backward: dh0 wanted
 const FLAG_DLAST: u32 = 8u;  // backward: the final state has a gradient
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> u: array<f32>;      // (B, D, L) input
-@group(0) @binding(2) var<storage, read> delta: array<f32>;  // (B, D, L) δ before bias and softplus
-@group(0) @binding(3) var<storage, read> z: array<f32>;      // (B, D, L) gate, read with FLAG_Z
+@group(0) @binding(1) var<storage, read> u: array<f32>;      // (B, D, L) or (B, L, D) input
+@group(0) @binding(2) var<storage, read> delta: array<f32>;  // like u: δ before bias and softplus
+@group(0) @binding(3) var<storage, read> z: array<f32>;      // like u: the gate, read with FLAG_Z
 @group(0) @binding(4) var<storage, read> chan: array<f32>;   // (D, N + 2): A, then D, then δ_bias
 @group(0) @binding(5) var<storage, read> bm: array<f32>;     // (B, G, N, L)
 @group(0) @binding(6) var<storage, read> cm: array<f32>;     // (B, G, N, L)
 
 fn has(flag: u32) -> bool { return (p.flags & flag) != 0u; }
-fn seq(b: u32, d: u32, t: u32) -> u32 { return (b * p.dim + d) * p.len + t; }
+fn seq(b: u32, d: u32, t: u32) -> u32 { return b * p.sb + d * p.sd + t * p.st; }
 fn a_of(d: u32, n: u32) -> f32 { return chan[d * (p.nstate + 2u) + n]; }
 fn skip_of(d: u32) -> f32 { return chan[d * (p.nstate + 2u) + p.nstate]; }
 fn bias_of(d: u32) -> f32 { return chan[d * (p.nstate + 2u) + p.nstate + 1u]; }

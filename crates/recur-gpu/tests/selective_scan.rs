@@ -6,7 +6,7 @@
 mod common;
 
 use common::{assert_close, upload};
-use recur_gpu::ops::selective_scan::{SelectiveScan, SelectiveScanInputs};
+use recur_gpu::ops::selective_scan::{SelectiveScan, SelectiveScanInputs, SsLayout};
 use recur_gpu::reference::{self, SsDims, SsInputs};
 use recur_gpu::{Device, Error, Rng, Tensor};
 
@@ -19,6 +19,19 @@ fn gen(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
 
 fn f32s(x: &[f64]) -> Vec<f32> {
     x.iter().map(|&v| v as f32).collect()
+}
+
+/// (B, D, L) data reordered as (B, L, D).
+fn to_bld(x: &[f32], (b, d, l): (usize, usize, usize)) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    for bi in 0..b {
+        for di in 0..d {
+            for t in 0..l {
+                y[(bi * l + t) * d + di] = x[(bi * d + di) * l + t];
+            }
+        }
+    }
+    y
 }
 
 /// Host values of one case (f64, and rounded to f32 as the GPU sees them).
@@ -89,7 +102,7 @@ impl Case {
         }
     }
 
-    fn upload(&self, dev: &Device) -> Vec<Tensor> {
+    fn upload(&self, dev: &Device, layout: SsLayout) -> Vec<Tensor> {
         let SsDims {
             batch: b,
             dim: d,
@@ -113,13 +126,22 @@ impl Case {
             &[d],
             &[b, d, n],
         ];
+        let seq = |v: &[f64]| match layout {
+            SsLayout::Bdl => upload(dev, &f32s(v), &[b, d, l]),
+            SsLayout::Bld => upload(dev, &to_bld(&f32s(v), (b, d, l)), &[b, l, d]),
+        };
         let mut t: Vec<Tensor> = self
             .vals
             .iter()
             .zip(shapes)
-            .map(|(v, s)| upload(dev, &f32s(v), s))
+            .enumerate()
+            .map(|(i, (v, s))| match i {
+                0 | 1 | 6 => seq(v),
+                _ => upload(dev, &f32s(v), s),
+            })
             .collect();
-        t.push(upload(dev, &f32s(&self.delta_pos), &[b, d, l]));
+        t.push(seq(&self.delta_pos));
+        t.push(seq(&self.dout));
         t
     }
 }
@@ -140,12 +162,34 @@ fn inputs(t: &[Tensor], all: bool, softplus: bool) -> SelectiveScanInputs<'_> {
 
 /// Runs one case through every setting and compares outputs and gradients.
 fn check(dev: &Device, case: &Case, chunks: &[usize], tol: f32) {
-    let tensors = case.upload(dev);
-    let dout = upload(
-        dev,
-        &f32s(&case.dout),
-        &[case.dims.batch, case.dims.dim, case.dims.len],
-    );
+    for layout in [SsLayout::Bdl, SsLayout::Bld] {
+        check_layout(dev, case, chunks, tol, layout);
+    }
+}
+
+fn check_layout(dev: &Device, case: &Case, chunks: &[usize], tol: f32, layout: SsLayout) {
+    let tensors = case.upload(dev, layout);
+    let dout = &tensors[10];
+    let sd = (case.dims.batch, case.dims.dim, case.dims.len);
+    // Sequence results read back in (B, D, L) order.
+    let as_bdl = |t: &Tensor| -> Vec<f32> {
+        let v = t.to_vec().unwrap();
+        match layout {
+            SsLayout::Bdl => v,
+            SsLayout::Bld => {
+                let (b, d, l) = sd;
+                let mut y = vec![0.0; v.len()];
+                for bi in 0..b {
+                    for di in 0..d {
+                        for ti in 0..l {
+                            y[(bi * d + di) * l + ti] = v[(bi * l + ti) * d + di];
+                        }
+                    }
+                }
+                y
+            }
+        }
+    };
     let dlast = upload(
         dev,
         &f32s(&case.dlast),
@@ -159,17 +203,24 @@ fn check(dev: &Device, case: &Case, chunks: &[usize], tol: f32) {
             let g = reference::selective_scan_backward(&r, &case.dout, dl);
             for &chunk in chunks {
                 let what = format!(
-                    "{:?} grouped={} all={all} softplus={softplus} chunk={chunk}",
+                    "{:?} grouped={} all={all} softplus={softplus} chunk={chunk} {layout:?}",
                     case.dims, case.grouped
                 );
                 let scan = SelectiveScan {
                     delta_softplus: softplus,
                     chunk,
+                    layout,
                 };
                 let x = inputs(&tensors, all, softplus);
                 let fwd = scan.forward(&x).unwrap();
                 let v = |t: &Tensor| t.to_vec().unwrap();
-                assert_close(&format!("{what} out"), &v(&fwd.out), &f32s(&want), tol, tol);
+                assert_close(
+                    &format!("{what} out"),
+                    &as_bdl(&fwd.out),
+                    &f32s(&want),
+                    tol,
+                    tol,
+                );
                 assert_close(
                     &format!("{what} last"),
                     &v(&fwd.last_state),
@@ -178,29 +229,25 @@ fn check(dev: &Device, case: &Case, chunks: &[usize], tol: f32) {
                     tol,
                 );
                 let gr = scan
-                    .backward(&x, &fwd, &dout, all.then_some(&dlast))
+                    .backward(&x, &fwd, dout, all.then_some(&dlast))
                     .unwrap();
                 let mut pairs = vec![
-                    ("du", gr.du.clone(), &g.du),
-                    ("ddelta", gr.ddelta.clone(), &g.ddelta),
-                    ("dA", gr.da.clone(), &g.da),
-                    ("dB", gr.db.clone(), &g.db),
-                    ("dC", gr.dc.clone(), &g.dc),
+                    ("du", as_bdl(&gr.du), &g.du),
+                    ("ddelta", as_bdl(&gr.ddelta), &g.ddelta),
+                    ("dA", v(&gr.da), &g.da),
+                    ("dB", v(&gr.db), &g.db),
+                    ("dC", v(&gr.dc), &g.dc),
                 ];
                 if all {
-                    pairs.push(("dD", gr.dd.clone().unwrap(), &g.dd));
-                    pairs.push(("dz", gr.dz.clone().unwrap(), &g.dz));
-                    pairs.push((
-                        "ddelta_bias",
-                        gr.ddelta_bias.clone().unwrap(),
-                        &g.ddelta_bias,
-                    ));
-                    pairs.push(("dh0", gr.dh0.clone().unwrap(), &g.dh0));
+                    pairs.push(("dD", v(gr.dd.as_ref().unwrap()), &g.dd));
+                    pairs.push(("dz", as_bdl(gr.dz.as_ref().unwrap()), &g.dz));
+                    let dbias = v(gr.ddelta_bias.as_ref().unwrap());
+                    pairs.push(("ddelta_bias", dbias, &g.ddelta_bias));
+                    pairs.push(("dh0", v(gr.dh0.as_ref().unwrap()), &g.dh0));
                 } else {
                     assert!(gr.dd.is_none() && gr.dz.is_none() && gr.dh0.is_none());
                 }
                 for (name, got, want) in pairs {
-                    let got = v(&got);
                     assert!(
                         got.iter().all(|x| x.is_finite()),
                         "{what} {name}: not finite"

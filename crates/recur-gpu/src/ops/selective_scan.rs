@@ -25,12 +25,22 @@ const FLAG_Z: u32 = 2;
 const FLAG_H0: u32 = 4;
 const FLAG_DLAST: u32 = 8;
 
-/// The scan's inputs, in mamba_ssm's shapes.
+/// The layout of u, δ, z and the output.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SsLayout {
+    /// (B, D, L), mamba_ssm's.
+    #[default]
+    Bdl,
+    /// (B, L, D): channels last, as a linear layer's output is.
+    Bld,
+}
+
+/// The scan's inputs, in mamba_ssm's shapes (u, δ, z as the layout says).
 #[derive(Clone, Copy, Debug)]
 pub struct SelectiveScanInputs<'a> {
-    /// (B, D, L)
+    /// (B, D, L) (or (B, L, D))
     pub u: &'a Tensor,
-    /// (B, D, L): δ before `delta_bias` and softplus.
+    /// Like `u`: δ before `delta_bias` and softplus.
     pub delta: &'a Tensor,
     /// (D, N), real (Mamba: −exp(A_log)).
     pub a: &'a Tensor,
@@ -41,7 +51,7 @@ pub struct SelectiveScanInputs<'a> {
     pub c: &'a Tensor,
     /// (D): the skip term D ⊙ u.
     pub d: Option<&'a Tensor>,
-    /// (B, D, L): the gate, out = y ⊙ silu(z).
+    /// Like `u`: the gate, out = y ⊙ silu(z).
     pub z: Option<&'a Tensor>,
     /// (D), added to δ before the softplus.
     pub delta_bias: Option<&'a Tensor>,
@@ -58,6 +68,8 @@ pub struct SelectiveScan {
     /// each sequence in registers; more chunks mean more parallel work and
     /// more saved states (B·D·N per chunk).
     pub chunk: usize,
+    /// Layout of u, δ, z and the output.
+    pub layout: SsLayout,
 }
 
 impl Default for SelectiveScan {
@@ -65,6 +77,7 @@ impl Default for SelectiveScan {
         Self {
             delta_softplus: false,
             chunk: 16,
+            layout: SsLayout::Bdl,
         }
     }
 }
@@ -72,7 +85,7 @@ impl Default for SelectiveScan {
 /// Forward results.
 #[derive(Clone, Debug)]
 pub struct SelectiveScanOutput {
-    /// (B, D, L)
+    /// Like `u`.
     pub out: Tensor,
     /// (B, D, N): the state after the last step.
     pub last_state: Tensor,
@@ -84,9 +97,9 @@ pub struct SelectiveScanOutput {
 /// Gradients of every input (those that were given).
 #[derive(Clone, Debug)]
 pub struct SelectiveScanGrads {
-    /// (B, D, L)
+    /// Like `u`.
     pub du: Tensor,
-    /// (B, D, L), with respect to δ before bias and softplus.
+    /// Like `u`, with respect to δ before bias and softplus.
     pub ddelta: Tensor,
     /// (D, N)
     pub da: Tensor,
@@ -96,7 +109,7 @@ pub struct SelectiveScanGrads {
     pub dc: Tensor,
     /// (D)
     pub dd: Option<Tensor>,
-    /// (B, D, L)
+    /// Like `u`.
     pub dz: Option<Tensor>,
     /// (D)
     pub ddelta_bias: Option<Tensor>,
@@ -114,7 +127,7 @@ struct Dims {
     groups: usize,
 }
 
-fn dims(op: &'static str, x: &SelectiveScanInputs) -> Result<Dims> {
+fn dims(op: &'static str, x: &SelectiveScanInputs, layout: SsLayout) -> Result<Dims> {
     let mut all = vec![x.u, x.delta, x.a, x.b, x.c];
     all.extend(x.d.into_iter().chain(x.z).chain(x.delta_bias).chain(x.h0));
     all_f32(op, &all)?;
@@ -123,8 +136,10 @@ fn dims(op: &'static str, x: &SelectiveScanInputs) -> Result<Dims> {
         expected: what.to_string(),
         got: t.shape().to_vec(),
     };
-    let [batch, dim, len] = *x.u.shape() else {
-        return Err(bad("u of shape (B, D, L)", x.u));
+    let (batch, dim, len) = match (layout, x.u.shape()) {
+        (SsLayout::Bdl, &[b, d, l]) => (b, d, l),
+        (SsLayout::Bld, &[b, l, d]) => (b, d, l),
+        _ => return Err(bad("u of shape (B, D, L) (Bdl) or (B, L, D) (Bld)", x.u)),
     };
     let [_, nstate] = *x.a.shape() else {
         return Err(bad("A of shape (D, N)", x.a));
@@ -140,7 +155,7 @@ fn dims(op: &'static str, x: &SelectiveScanInputs) -> Result<Dims> {
             if dim % groups.max(1) != 0 { x.b } else { x.u },
         ));
     }
-    check_shape(op, &[batch, dim, len], x.delta.shape())?;
+    check_shape(op, x.u.shape(), x.delta.shape())?;
     check_shape(op, &[dim, nstate], x.a.shape())?;
     let bshape: Vec<usize> = if x.b.shape().len() == 3 {
         vec![batch, nstate, len]
@@ -153,7 +168,7 @@ fn dims(op: &'static str, x: &SelectiveScanInputs) -> Result<Dims> {
         check_shape(op, &[dim], v.shape())?;
     }
     if let Some(z) = x.z {
-        check_shape(op, &[batch, dim, len], z.shape())?;
+        check_shape(op, x.u.shape(), z.shape())?;
     }
     if let Some(h) = x.h0 {
         check_shape(op, &[batch, dim, nstate], h.shape())?;
@@ -192,7 +207,15 @@ impl SelectiveScan {
                 });
             }
         }
+        let (sb, sd, st) = match self.layout {
+            SsLayout::Bdl => (s.dim * s.len, s.len, 1),
+            SsLayout::Bld => (s.len * s.dim, 1, s.dim),
+        };
         Ok(Params {
+            sb: u32_of(op, "batch stride", sb)?,
+            sd: sd as u32,
+            st: st as u32,
+            _pad0: 0,
             batch: u32_of(op, "batch", s.batch)?,
             dim: u32_of(op, "channels", s.dim)?,
             len: u32_of(op, "length", s.len)?,
@@ -216,13 +239,13 @@ impl SelectiveScan {
     /// Runs the scan. Three dispatches; nothing waits on the GPU.
     pub fn forward(&self, x: &SelectiveScanInputs) -> Result<SelectiveScanOutput> {
         let op = "selective_scan";
-        let s = dims(op, x)?;
+        let s = dims(op, x, self.layout)?;
         let dev = device_of(op, &[x.u, x.delta, x.a, x.b, x.c])?;
         let flags =
             if x.z.is_some() { FLAG_Z } else { 0 } | if x.h0.is_some() { FLAG_H0 } else { 0 };
         let p = self.params(op, &dev, &s, flags)?;
         let chan = channel_params(&dev, x, &s)?;
-        let out = dev.alloc(op, &[s.batch, s.dim, s.len], DType::F32)?;
+        let out = dev.alloc(op, x.u.shape(), DType::F32)?;
         let last = dev.alloc(op, &[s.batch, s.dim, s.nstate], DType::F32)?;
         let k = p.chunks as usize;
         let sums = dev.alloc(op, &[s.batch, s.dim, k, s.nstate, 2], DType::F32)?;
@@ -280,12 +303,12 @@ impl SelectiveScan {
         d_last: Option<&Tensor>,
     ) -> Result<SelectiveScanGrads> {
         let op = "selective_scan_backward";
-        let s = dims(op, x)?;
+        let s = dims(op, x, self.layout)?;
         let mut all = vec![x.u, dout, &fwd.chunk_states];
         all.extend(d_last);
         let dev = device_of(op, &all)?;
         all_f32(op, &all)?;
-        check_shape(op, &[s.batch, s.dim, s.len], dout.shape())?;
+        check_shape(op, x.u.shape(), dout.shape())?;
         if let Some(dl) = d_last {
             check_shape(op, &[s.batch, s.dim, s.nstate], dl.shape())?;
         }
@@ -361,9 +384,7 @@ fn gather(
     [dseq, dbc, dchan]: [&Tensor; 3],
     dh0: Tensor,
 ) -> Result<SelectiveScanGrads> {
-    let plane = |i: usize| -> Result<Tensor> {
-        layout::slice(dseq, 0, i, 1)?.reshape(&[s.batch, s.dim, s.len])
-    };
+    let plane = |i: usize| -> Result<Tensor> { layout::slice(dseq, 0, i, 1)?.reshape(x.u.shape()) };
     let nb = dbc.shape()[3];
     let bg = s.batch * s.groups;
     let bc = reduce::sum(&dbc.reshape(&[2 * bg, nb, s.nstate * s.len])?, 1)?;
@@ -389,6 +410,7 @@ fn gather(
 pub(crate) fn variants() -> Vec<KernelKey> {
     let s = SelectiveScan::default();
     let short = SelectiveScan { chunk: 4, ..s };
+    // (The layout only changes strides in the parameters.)
     let mut v = Vec::new();
     for c in [s, short] {
         v.push(c.key::<fw::SelectiveScanReduce>());
