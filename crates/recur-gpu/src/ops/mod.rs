@@ -1,6 +1,7 @@
 //! Op launchers, one module per shader family. Each checks shapes on the
 //! host, then records dispatches; none waits on the GPU.
 
+pub mod conv1d;
 pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
@@ -121,6 +122,7 @@ pub(crate) fn storage_dtype(op: &'static str, tensors: &[&Tensor]) -> Result<DTy
 pub fn kernel_variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
     v.extend(gemm::variants());
+    v.extend(conv1d::variants());
     v.extend(elementwise::variants());
     v.extend(reduce::variants());
     v.extend(softmax::variants());

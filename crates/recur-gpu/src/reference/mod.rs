@@ -1,6 +1,7 @@
 //! Plain-Rust twins of every kernel, written with the same loop structure and
 //! f64 accumulation. Tests compare the GPU against these.
 
+mod conv1d;
 mod gemm;
 mod norm;
 mod rnn;
@@ -8,6 +9,7 @@ mod rows;
 mod scan;
 mod selective_scan;
 
+pub use conv1d::{causal_conv1d, causal_conv1d_backward};
 pub use gemm::gemm;
 pub use norm::{norm, norm_backward};
 pub use rnn::{rnn_backward, rnn_forward, RnnDims, RnnForward, RnnGrads, RnnParams};
