@@ -5,7 +5,8 @@
 //! maps onto [`Recurrent::named_parameters`] name for name), plus one-step
 //! cells for streaming; reverse-mode [`autograd`] over GPU ops with
 //! [`functional`] ops and [`Module`]s ([`Embedding`], [`LayerNorm`],
-//! [`RmsNorm`], [`Dropout`], [`Sequential`]); fused optimizers, clipping,
+//! [`RmsNorm`], [`Dropout`], [`Sequential`]); minGRU/minLSTM ([`MinRnn`]) and
+//! Mamba ([`Mamba`], [`MambaLm`]) on parallel scans; fused optimizers, clipping,
 //! truncated BPTT ([`tbptt`]) and atomic [`checkpoint`]s.
 
 pub mod autograd;
@@ -15,6 +16,8 @@ pub mod functional;
 pub mod init;
 mod layers;
 mod linear;
+mod mamba;
+mod mamba_lm;
 mod minrnn;
 mod module;
 pub mod optim;
@@ -27,6 +30,8 @@ pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use layers::{Dropout, Embedding, LayerNorm, RmsNorm};
 pub use linear::{Linear, LinearConfig};
+pub use mamba::{Mamba, MambaConfig, MambaState};
+pub use mamba_lm::{MambaBlock, MambaLm, MambaLmConfig};
 pub use minrnn::{MinCell, MinRnn, MinRnnBlock, MinRnnConfig};
 pub use module::{prefixed, Layer, Module, Sequential};
 pub use optim::{

@@ -11,6 +11,10 @@ use recur_gpu::{Error, Result, Rng, Tensor};
 
 use crate::autograd::{record, record1, Var};
 
+mod mamba;
+
+pub use mamba::{causal_conv1d, selective_scan, transpose, SelectiveScanVars};
+
 /// Sums `g` over the leading dimensions it has beyond `shape` (the
 /// backward of a broadcast over leading dimensions).
 fn sum_to(g: &Tensor, shape: &[usize]) -> Result<Tensor> {
