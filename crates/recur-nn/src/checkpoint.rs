@@ -14,6 +14,30 @@ use recur_gpu::{Device, Error, Result, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
+/// Little-endian values of `dtype` widened to f32: F32, F16, BF16 (what
+/// trained checkpoints are often saved in) and F64; `None` for the rest.
+fn widen(dtype: Dtype, data: &[u8]) -> Option<Vec<f32>> {
+    Some(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F64 => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        _ => return None,
+    })
+}
+
 fn io(op: &'static str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Io {
         op,
@@ -97,17 +121,12 @@ impl Checkpoint {
             .map_err(|e| corrupt(format!("not a safetensors file: {e}")))?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
-                return Err(corrupt(format!(
-                    "{name}: dtype {:?}, expected F32",
+            let v = widen(view.dtype(), view.data()).ok_or_else(|| {
+                corrupt(format!(
+                    "{name}: dtype {:?}, expected a float type",
                     view.dtype()
-                )));
-            }
-            let v: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+                ))
+            })?;
             tensors.insert(name, (view.shape().to_vec(), v));
         }
         Ok(Self {
@@ -146,5 +165,58 @@ impl Checkpoint {
                 op: "checkpoint::meta",
                 what: format!("missing or malformed metadata {key:?}"),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A checkpoint saved in bf16, f16 or f64 (as trained models often are)
+    /// loads widened to f32; integer tensors are refused with a typed error.
+    #[test]
+    fn half_precision_checkpoints_load_as_f32() {
+        let vals = [1.5f32, -0.25, 3.0];
+        let bf: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect();
+        let hf: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let df: Vec<u8> = vals
+            .iter()
+            .flat_map(|v| (*v as f64).to_le_bytes())
+            .collect();
+        let views = vec![
+            (
+                "a".to_string(),
+                TensorView::new(Dtype::BF16, vec![3], &bf).unwrap(),
+            ),
+            (
+                "b".to_string(),
+                TensorView::new(Dtype::F16, vec![3], &hf).unwrap(),
+            ),
+            (
+                "c".to_string(),
+                TensorView::new(Dtype::F64, vec![3], &df).unwrap(),
+            ),
+        ];
+        let bytes = safetensors::serialize(views, None).unwrap();
+        let ck = Checkpoint::from_bytes(&bytes).unwrap();
+        for n in ["a", "b", "c"] {
+            assert_eq!(ck.tensors[n].1, vals.to_vec(), "{n}");
+        }
+        let ints: Vec<u8> = [1i32, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let views = vec![(
+            "i".to_string(),
+            TensorView::new(Dtype::I32, vec![2], &ints).unwrap(),
+        )];
+        let bytes = safetensors::serialize(views, None).unwrap();
+        assert!(matches!(
+            Checkpoint::from_bytes(&bytes),
+            Err(Error::Corrupt { .. })
+        ));
     }
 }
