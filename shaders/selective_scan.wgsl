@@ -2,8 +2,8 @@
 // shared/selective_core.wgsl for the recurrence and the shapes):
 //   selective_scan_reduce  one invocation per (b, d, chunk) composes the
 //                          chunk's steps into (∏ a, x from 0) for every n.
-//   selective_scan_carry   a workgroup per (b, d, n) scans the chunk maps:
-//                          each chunk's entering state (kept for the
+//   selective_scan_carry   one invocation per (b, d, n) walks the chunk
+//                          maps: each chunk's entering state (kept for the
 //                          backward) and the final state.
 //   selective_scan_apply   one invocation per (b, d, chunk) replays the
 //                          chunk from its entering states and writes out.
@@ -55,9 +55,10 @@ fn selective_scan_reduce(@builtin(local_invocation_index) lid: u32, @builtin(wor
 
 #ifdef SELECTIVE_SCAN_CARRY
 @compute @workgroup_size(64)
-fn selective_scan_carry(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let x = carry(lid, wid);
-    if lid == 63u { last[state_at(wid.z, wid.x, wid.y)] = x; }
+fn selective_scan_carry(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let l = lane_of(gid.x);
+    if !l.live { return; }
+    last[state_at(l.b, l.d, l.n)] = carry(l);
 }
 #endif
 

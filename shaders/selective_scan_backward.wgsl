@@ -3,16 +3,18 @@
 //   dx_t = dy_t C_t + a_{t+1} dx_{t+1},   dy_t = dout_t · silu(z_t),
 // a first-order recurrence per (b, d, n) again, chunked the same way:
 //   selective_scan_reduce_backward  per (b, d, chunk): the chunk's map of dx.
-//   selective_scan_carry_backward   per (b, d, n): the scan over the chunks
+//   selective_scan_carry_backward   per (b, d, n): the walk over the chunks
 //                                   from the end, giving each chunk the dx
 //                                   entering it from the future.
-//   selective_scan_apply_backward   per (b, 64 channels of one group,
+//   selective_scan_apply_backward   per (b, WG channels of one group,
 //                                   chunk): replays the chunk's forward from
 //                                   the saved entering state, then walks it
 //                                   back, writing du, dδ, dz, dh0, and partial
 //                                   sums of dA, dD, dδ_bias (per b, chunk) and
-//                                   of dB, dC (per 64 channels; a workgroup
+//                                   of dB, dC (per WG channels; a workgroup
 //                                   reduction over the channels of a group).
+// WG: channels per workgroup of the last pass, 64 on GPUs; 8 on CPU
+// adapters, where a workgroup of one SIMD fiber makes its barriers cheap.
 
 #define BACKWARD
 #ifdef SELECTIVE_SCAN_CARRY_BACKWARD
@@ -80,21 +82,23 @@ fn selective_scan_reduce_backward(@builtin(local_invocation_index) lid: u32, @bu
 
 #ifdef SELECTIVE_SCAN_CARRY_BACKWARD
 @compute @workgroup_size(64)
-fn selective_scan_carry_backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    carry(lid, wid);
+fn selective_scan_carry_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let l = lane_of(gid.x);
+    if l.live { carry(l); }
 }
 #endif
 
 #ifdef SELECTIVE_SCAN_APPLY_BACKWARD
+#define WG 64u
 // Per-lane contributions to dB (first CH) and dC (next CH) of one state index.
-var<workgroup> red: array<f32, 64 * 2 * CH>;
+var<workgroup> red: array<f32, WG * 2u * CH>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let per_group = p.dim / p.groups;
     let g = wid.x / p.blocks;
     let blk = wid.x % p.blocks;
-    let r = blk * 64u + lid;
+    let r = blk * WG + lid;
     let c = cell_of(select(p.dim, g * per_group + r, r < per_group), wid.y, wid.z);
     // Lanes past the group compute nothing but take part in the barriers.
     var dl: array<f32, CH>;
@@ -184,11 +188,11 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
             red[lid * 2u * CH + CH + i] = pc[i];
         }
         workgroupBarrier();
-        if lid < 2u * CH {
-            let w = lid / CH;
-            let i = lid % CH;
+        for (var j = lid; j < 2u * CH; j += WG) {
+            let w = j / CH;
+            let i = j % CH;
             var acc = 0.0;
-            for (var l = 0u; l < 64u; l++) { acc += red[l * 2u * CH + lid]; }
+            for (var l = 0u; l < WG; l++) { acc += red[l * 2u * CH + j]; }
             if i < c.count {
                 let o = ((((w * p.batch + c.b) * p.groups + g) * p.blocks + blk) * p.nstate + n) * p.len;
                 dbc[o + c.t0 + i] = acc;

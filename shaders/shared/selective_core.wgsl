@@ -74,43 +74,29 @@ fn cell_of(d: u32, k: u32, b: u32) -> Cell {
 }
 
 #ifdef CARRY
-// The scan over chunks for one (b, d, n), 64 invocations: each composes a
-// run of chunk maps (m, c) (x -> m x + c), a workgroup scan gives each run
-// its prefix, and each chunk's entering state replaces its m. The forward
-// walks the chunks in time order from h0; the backward in reverse from 0.
-var<workgroup> part: array<vec2<f32>, 64>;
+// The scan over chunks for one (b, d, n) per invocation: walks the chunk
+// maps (m, c) (x -> m x + c) in order, replacing each m with the state
+// entering its chunk; returns the state after the last. The forward walks
+// time in order from h0; the backward in reverse from dL/d final state.
+// Serial over the K chunks: B·D·N invocations keep a device busy, and K is
+// L / CH.
+struct Lane { b: u32, d: u32, n: u32, live: bool }
 
-fn combine(x: vec2<f32>, y: vec2<f32>) -> vec2<f32> { return vec2<f32>(x.x * y.x, y.x * x.y + y.y); }
+fn lane_of(i: u32) -> Lane {
+    let n = i % p.nstate;
+    let d = (i / p.nstate) % p.dim;
+    let b = i / (p.nstate * p.dim);
+    return Lane(b, d, n, b < p.batch);
+}
 
-fn carry(lid: u32, wid: vec3<u32>) -> f32 {
-    let d = wid.x;
-    let n = wid.y;
-    let b = wid.z;
-    let per = (p.chunks + 63u) / 64u;
-    let v0 = min(lid * per, p.chunks);
-    let v1 = min(v0 + per, p.chunks);
-    var m = vec2<f32>(1.0, 0.0);
-    for (var v = v0; v < v1; v++) {
+fn carry(l: Lane) -> f32 {
+    var x = start_of(l.b, l.d, l.n);
+    for (var v = 0u; v < p.chunks; v++) {
         let k = chunk_of(v);
-        m = combine(m, vec2<f32>(sums[sum_at(b, d, k, n, 0u)], sums[sum_at(b, d, k, n, 1u)]));
-    }
-    var incl = m;
-    for (var off = 1u; off < 64u; off <<= 1u) {
-        part[lid] = incl;
-        workgroupBarrier();
-        if lid >= off { incl = combine(part[lid - off], incl); }
-        workgroupBarrier();
-    }
-    part[lid] = incl;
-    workgroupBarrier();
-    var excl = vec2<f32>(1.0, 0.0);
-    if lid > 0u { excl = part[lid - 1u]; }
-    var x = excl.x * start_of(b, d, n) + excl.y;
-    for (var v = v0; v < v1; v++) {
-        let k = chunk_of(v);
-        let f = vec2<f32>(sums[sum_at(b, d, k, n, 0u)], sums[sum_at(b, d, k, n, 1u)]);
-        sums[sum_at(b, d, k, n, 0u)] = x;
-        x = f.x * x + f.y;
+        let m = sums[sum_at(l.b, l.d, k, l.n, 0u)];
+        let c = sums[sum_at(l.b, l.d, k, l.n, 1u)];
+        sums[sum_at(l.b, l.d, k, l.n, 0u)] = x;
+        x = m * x + c;
     }
     return x;
 }

@@ -8,6 +8,7 @@
 //! ```
 
 mod dispatch;
+mod mamba;
 mod record;
 mod rnn;
 mod scan;
@@ -47,6 +48,8 @@ enum Suite {
     /// The CPU cost of recording and encoding one dispatch, with bind
     /// groups cached and not.
     Dispatch,
+    /// Mamba's selective scan (forward, forward+backward) and a Mamba block.
+    Mamba,
     /// Every suite.
     All,
 }
@@ -61,12 +64,14 @@ fn main() -> anyhow::Result<()> {
         Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
         Suite::Scan => scan::scan(&dev, cli.runs, cli.quick)?,
         Suite::Dispatch => dispatch::dispatch(&dev, cli.runs)?,
+        Suite::Mamba => mamba::mamba(&dev, cli.runs, cli.quick)?,
         Suite::All => {
             let mut r = suites::peak(&dev, cli.runs)?;
             r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
             r.extend(rnn::rnn(&dev, cli.runs, cli.quick)?);
             r.extend(scan::scan(&dev, cli.runs, cli.quick)?);
             r.extend(dispatch::dispatch(&dev, cli.runs)?);
+            r.extend(mamba::mamba(&dev, cli.runs, cli.quick)?);
             r
         }
     };

@@ -210,6 +210,8 @@ fn check_layout(dev: &Device, case: &Case, chunks: &[usize], tol: f32, layout: S
                     delta_softplus: softplus,
                     chunk,
                     layout,
+                    // Both backward workgroup widths, alternating.
+                    backward_channels: Some(if chunk == 16 { 64 } else { 8 }),
                 };
                 let x = inputs(&tensors, all, softplus);
                 let fwd = scan.forward(&x).unwrap();
@@ -287,6 +289,8 @@ fn selective_scan_matches_the_reference_on_odd_shapes() {
         (dims(2, 70, 33, 5, 1), false),
         (dims(1, 4, 1000, 3, 2), true),
         (dims(2, 6, 19, 64, 3), true),
+        // More (b, d, n) state lanes than 64 per channel: the carry's grid.
+        (dims(3, 2, 50, 64, 1), false),
         (dims(1, 2, 4097, 16, 1), false),
     ];
     for (i, (d, grouped)) in shapes.into_iter().enumerate() {

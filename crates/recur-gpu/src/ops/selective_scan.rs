@@ -70,6 +70,10 @@ pub struct SelectiveScan {
     pub chunk: usize,
     /// Layout of u, δ, z and the output.
     pub layout: SsLayout,
+    /// Channels per workgroup of the backward's last pass, 8 or 64 (`None`:
+    /// 8 on CPU adapters, where a workgroup of one SIMD fiber makes its
+    /// barriers cheap; 64 elsewhere).
+    pub backward_channels: Option<usize>,
 }
 
 impl Default for SelectiveScan {
@@ -78,6 +82,7 @@ impl Default for SelectiveScan {
             delta_softplus: false,
             chunk: 16,
             layout: SsLayout::Bdl,
+            backward_channels: None,
         }
     }
 }
@@ -192,7 +197,7 @@ impl SelectiveScan {
         }
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let chunks = s.len.div_ceil(self.chunk);
-        let blocks = (s.dim / s.groups).div_ceil(64);
+        let blocks = (s.dim / s.groups).div_ceil(self.wg(dev));
         for (what, n) in [
             ("time chunks", chunks),
             ("batch", s.batch),
@@ -236,6 +241,16 @@ impl SelectiveScan {
         KernelKey::of::<B>().define("CH", format!("{}u", self.chunk))
     }
 
+    /// Channels per workgroup of the backward's last pass.
+    fn wg(&self, dev: &Device) -> usize {
+        match self.backward_channels {
+            Some(8) => 8,
+            Some(_) => 64,
+            None if dev.info().device_type == wgpu::DeviceType::Cpu => 8,
+            None => 64,
+        }
+    }
+
     /// Runs the scan. Three dispatches; nothing waits on the GPU.
     pub fn forward(&self, x: &SelectiveScanInputs) -> Result<SelectiveScanOutput> {
         let op = "selective_scan";
@@ -266,7 +281,7 @@ impl SelectiveScan {
             };
         }
         let cells = [s.dim.div_ceil(64) as u32, p.chunks, p.batch];
-        let lanes = [p.dim, p.nstate, p.batch];
+        let lanes = lane_groups(&dev, &s)?;
         dev.launch(
             &self.key::<fw::SelectiveScanReduce>(),
             &p,
@@ -353,16 +368,31 @@ impl SelectiveScan {
             };
         }
         let cells = [s.dim.div_ceil(64) as u32, p.chunks, p.batch];
-        let lanes = [p.dim, p.nstate, p.batch];
+        let lanes = lane_groups(&dev, &s)?;
         let blocks = [p.groups * p.blocks, p.chunks, p.batch];
         let k1 = self.key::<bw::SelectiveScanReduceBackward>();
         dev.launch(&k1, &p, &bind!(SelectiveScanReduceBackward), cells)?;
         let k2 = self.key::<bw::SelectiveScanCarryBackward>();
         dev.launch(&k2, &p, &bind!(SelectiveScanCarryBackward), lanes)?;
-        let k3 = self.key::<bw::SelectiveScanApplyBackward>();
+        let k3 = self
+            .key::<bw::SelectiveScanApplyBackward>()
+            .define("WG", format!("{}u", self.wg(&dev)));
         dev.launch(&k3, &p, &bind!(SelectiveScanApplyBackward), blocks)?;
         gather(x, &s, [&dseq, &dbc, &dchan], dh0)
     }
+}
+
+/// Workgroups of the carry passes: one invocation per (b, d, n).
+fn lane_groups(dev: &Device, s: &Dims) -> Result<[u32; 3]> {
+    let lanes = s.batch * s.dim * s.nstate;
+    let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
+    if lanes.div_ceil(64) > lim {
+        return Err(Error::InvalidArgument {
+            op: "selective_scan",
+            what: format!("B·D·N = {lanes} state lanes exceed {lim} workgroups of 64"),
+        });
+    }
+    Ok([lanes.div_ceil(64) as u32, 1, 1])
 }
 
 /// (D, N + 2): A, then D, then δ_bias (zeros for the absent ones).
@@ -418,7 +448,9 @@ pub(crate) fn variants() -> Vec<KernelKey> {
         v.push(c.key::<fw::SelectiveScanApply>());
         v.push(c.key::<bw::SelectiveScanReduceBackward>());
         v.push(c.key::<bw::SelectiveScanCarryBackward>());
-        v.push(c.key::<bw::SelectiveScanApplyBackward>());
+        for wg in ["8u", "64u"] {
+            v.push(c.key::<bw::SelectiveScanApplyBackward>().define("WG", wg));
+        }
     }
     v
 }
