@@ -24,8 +24,9 @@ use recur::gpu::Device;
 use recur::nn::tbptt::{Chunk, Tbptt};
 use recur::nn::text::CharCorpus;
 use recur::nn::{
-    clip_grad_norm_params, Adam, AdamConfig, Cell, Embedding, LinearConfig, LrSchedule, MinCell,
-    MinRnnBlock, Module, Optimizer, RecurrentConfig, RmsNorm, Rng, Tensor, Var,
+    clip_grad_norm_params, Adam, AdamConfig, Cell, Embedding, LinearConfig, LrSchedule, MambaBlock,
+    MambaConfig, MinCell, MinRnnBlock, Module, Optimizer, RecurrentConfig, RmsNorm, Rng, Tensor,
+    Var,
 };
 
 #[path = "support/char_checkpoint.rs"]
@@ -60,8 +61,10 @@ struct Args {
     /// UTF-8 text to train on (default: recur's own sources).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Recurrent cell: lstm, gru or rnn (PyTorch layers), or mingru or
-    /// minlstm (blocks of width --hidden, trained with the parallel scan).
+    /// Recurrent cell: lstm, gru or rnn (PyTorch layers), mingru or minlstm
+    /// (blocks of width --hidden, trained with the parallel scan), or mamba
+    /// (residual Mamba blocks of width --hidden, d_state 16, d_conv 4,
+    /// expand 2, trained with the selective scan).
     #[arg(long, default_value = "lstm")]
     model: String,
     /// Optimizer steps (truncated-BPTT updates).
@@ -151,8 +154,8 @@ fn main() -> Result<()> {
         "lstm" => Some(Cell::Lstm),
         "gru" => Some(Cell::Gru),
         "rnn" => Some(Cell::RnnTanh),
-        "mingru" | "minlstm" => None,
-        other => bail!("--model {other}: choose lstm, gru, rnn, mingru or minlstm"),
+        "mingru" | "minlstm" | "mamba" => None,
+        other => bail!("--model {other}: choose lstm, gru, rnn, mingru, minlstm or mamba"),
     };
 
     let dev = Device::new()?;
@@ -182,6 +185,22 @@ fn main() -> Result<()> {
             ),
             out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
         },
+        None if args.model == "mamba" => {
+            // Residual blocks: the embedding has the model's width.
+            let blocks = (0..args.layers)
+                .map(|_| {
+                    Ok(MambaBlock {
+                        norm: RmsNorm::new(&dev, args.hidden, 1e-5)?,
+                        mixer: MambaConfig::new(args.hidden).init(&dev, &mut rng)?,
+                    })
+                })
+                .collect::<recur::nn::Result<Vec<_>>>()?;
+            Model {
+                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
+                rnn: Backbone::Mamba(blocks, RmsNorm::new(&dev, args.hidden, 1e-5)?),
+                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
+            }
+        }
         None => {
             // The blocks are residual: the embedding has the model's width.
             let kind = if args.model == "mingru" {

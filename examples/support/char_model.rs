@@ -1,14 +1,14 @@
 //! The character LM of `char_lm`: embedding → recurrent layers (PyTorch's
-//! LSTM/GRU/RNN, or minGRU/minLSTM blocks) → linear, its loss, validation
-//! and sampling.
+//! LSTM/GRU/RNN, minGRU/minLSTM blocks or Mamba blocks) → linear, its loss,
+//! validation and sampling.
 
 use std::ops::Range;
 
 use anyhow::{bail, Result};
 use recur::gpu::Device;
 use recur::nn::{
-    functional as F, no_grad, prefixed, Cell, Embedding, Layer, Linear, LossReduction, MinRnnBlock,
-    Module, Recurrent, RmsNorm, Rng, Tensor, Var,
+    functional as F, no_grad, prefixed, Cell, Embedding, Layer, Linear, LossReduction, MambaBlock,
+    MambaState, MinRnnBlock, Module, Recurrent, RmsNorm, Rng, Tensor, Var,
 };
 
 /// The recurrent part: PyTorch-style LSTM/GRU/RNN layers, or a stack of
@@ -17,6 +17,9 @@ use recur::nn::{
 pub enum Backbone {
     Classic(Recurrent),
     Min(Vec<MinRnnBlock>, RmsNorm),
+    /// Residual Mamba blocks (x + Mamba(RMSNorm(x)), Gu & Dao 2023) and a
+    /// final RMSNorm; batch-first inside.
+    Mamba(Vec<MambaBlock>, RmsNorm),
 }
 
 /// embedding → recurrent layers → linear, named as the PyTorch module with
@@ -38,6 +41,12 @@ impl Module for Model {
                 }
                 v.extend(prefixed("norm", norm));
             }
+            Backbone::Mamba(blocks, norm) => {
+                for (i, b) in blocks.iter().enumerate() {
+                    v.extend(prefixed(&format!("rnn.{i}"), b));
+                }
+                v.extend(prefixed("norm", norm));
+            }
         }
         v.extend(prefixed("out", &self.out));
         v
@@ -52,8 +61,9 @@ impl Module for Model {
 
 impl Model {
     /// Recurrent outputs (T, B, H) for time-major `ids` (T, B) from `state`
-    /// (classic: [h] or [h, c]; min: one state per block; empty for zeros),
-    /// and the state after the last step.
+    /// (classic: [h] or [h, c]; min: one state per block; Mamba: conv and
+    /// ssm state per block; empty for zeros), and the state after the last
+    /// step.
     pub fn run(&self, ids: &Tensor, state: &[Var]) -> Result<(Var, Vec<Var>)> {
         let x = self.embedding.forward(ids)?;
         match &self.rnn {
@@ -72,6 +82,20 @@ impl Model {
                 }
                 Ok((norm.forward(&x)?, next))
             }
+            Backbone::Mamba(blocks, norm) => {
+                let (mut x, mut next) = (F::swap01(&x)?, Vec::new());
+                for (i, b) in blocks.iter().enumerate() {
+                    let s = state.get(2 * i).zip(state.get(2 * i + 1));
+                    let s = s.map(|(conv, ssm)| MambaState {
+                        conv: conv.clone(),
+                        ssm: ssm.clone(),
+                    });
+                    let (y, last) = b.forward_with_state(&x, s.as_ref())?;
+                    x = y;
+                    next.extend([last.conv, last.ssm]);
+                }
+                Ok((F::swap01(&norm.forward(&x)?)?, next))
+            }
         }
     }
 
@@ -84,6 +108,16 @@ impl Model {
                 vec![vec![c.num_layers * c.directions(), batch, hidden]; n]
             }
             Backbone::Min(blocks, _) => vec![vec![batch, hidden]; blocks.len()],
+            Backbone::Mamba(blocks, _) => blocks
+                .iter()
+                .flat_map(|b| {
+                    let c = b.mixer.config();
+                    [
+                        vec![batch, c.d_conv - 1, c.d_inner()],
+                        vec![batch, c.d_inner(), c.d_state],
+                    ]
+                })
+                .collect(),
         }
     }
 
