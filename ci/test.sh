@@ -19,4 +19,4 @@ cargo test --workspace
 # The same kernels and runtime on wgpu's GL backend (Mesa llvmpipe over
 # surfaceless EGL): proves the GL path, which has no subgroups or f16
 # (the f16 tests check the typed error and the f32 fallback there).
-RECUR_BACKEND=gl cargo test --workspace --test kernels --test runtime --test scan --test engine --test f16
+RECUR_BACKEND=gl cargo test --workspace --test kernels --test runtime --test scan --test engine --test f16 --test selective_scan --test conv1d

@@ -13,8 +13,9 @@
 //                                   sums of dA, dD, dδ_bias (per b, chunk) and
 //                                   of dB, dC (per WG channels; a workgroup
 //                                   reduction over the channels of a group).
-// WG: channels per workgroup of the last pass, 64 on GPUs; 8 on CPU
-// adapters, where a workgroup of one SIMD fiber makes its barriers cheap.
+// WG: channels per workgroup of the last pass (64, or 8 on CPU adapters).
+// SUBGROUP: WG is the adapter's (fixed) subgroup size, and the workgroup's
+// sums are subgroupAdds instead of a workgroup-memory reduction.
 
 #define BACKWARD
 #ifdef SELECTIVE_SCAN_CARRY_BACKWARD
@@ -90,8 +91,10 @@ fn selective_scan_carry_backward(@builtin(global_invocation_id) gid: vec3<u32>) 
 
 #ifdef SELECTIVE_SCAN_APPLY_BACKWARD
 #define WG 64u
+#ifndef SUBGROUP
 // Per-lane contributions to dB (first CH) and dC (next CH) of one state index.
 var<workgroup> red: array<f32, WG * 2u * CH>;
+#endif
 
 @compute @workgroup_size(WG)
 fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -183,6 +186,19 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
             dchan[((c.b * p.chunks + c.k) * p.dim + c.d) * (p.nstate + 2u) + n] = da_sum;
         }
         // Sum dB and dC over this workgroup's channels.
+        let o = (((c.b * p.groups + g) * p.blocks + blk) * p.nstate + n) * p.len + c.t0;
+        let plane_bc = p.batch * p.groups * p.blocks * p.nstate * p.len;
+#ifdef SUBGROUP
+        // The workgroup is one subgroup (WG = its size): no workgroup memory.
+        for (var i = 0u; i < CH; i++) {
+            let sb = subgroupAdd(pb[i]);
+            let sc = subgroupAdd(pc[i]);
+            if lid == 0u && i < c.count {
+                dbc[o + i] = sb;
+                dbc[plane_bc + o + i] = sc;
+            }
+        }
+#else
         for (var i = 0u; i < CH; i++) {
             red[lid * 2u * CH + i] = pb[i];
             red[lid * 2u * CH + CH + i] = pc[i];
@@ -193,12 +209,10 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
             let i = j % CH;
             var acc = 0.0;
             for (var l = 0u; l < WG; l++) { acc += red[l * 2u * CH + j]; }
-            if i < c.count {
-                let o = ((((w * p.batch + c.b) * p.groups + g) * p.blocks + blk) * p.nstate + n) * p.len;
-                dbc[o + c.t0 + i] = acc;
-            }
+            if i < c.count { dbc[w * plane_bc + o + i] = acc; }
         }
         workgroupBarrier();
+#endif
     }
     if !c.live { return; }
     let plane = p.batch * p.dim * p.len;

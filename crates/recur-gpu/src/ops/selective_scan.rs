@@ -70,9 +70,9 @@ pub struct SelectiveScan {
     pub chunk: usize,
     /// Layout of u, δ, z and the output.
     pub layout: SsLayout,
-    /// Channels per workgroup of the backward's last pass, 8 or 64 (`None`:
-    /// 8 on CPU adapters, where a workgroup of one SIMD fiber makes its
-    /// barriers cheap; 64 elsewhere).
+    /// Channels per workgroup of the backward's last pass (`None`: chosen
+    /// by the adapter; the adapter's fixed subgroup size sums with subgroup
+    /// operations, 8 or 64 with workgroup memory).
     pub backward_channels: Option<usize>,
 }
 
@@ -197,7 +197,7 @@ impl SelectiveScan {
         }
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let chunks = s.len.div_ceil(self.chunk);
-        let blocks = (s.dim / s.groups).div_ceil(self.wg(dev));
+        let blocks = (s.dim / s.groups).div_ceil(self.wg(dev).0);
         for (what, n) in [
             ("time chunks", chunks),
             ("batch", s.batch),
@@ -241,13 +241,20 @@ impl SelectiveScan {
         KernelKey::of::<B>().define("CH", format!("{}u", self.chunk))
     }
 
-    /// Channels per workgroup of the backward's last pass.
-    fn wg(&self, dev: &Device) -> usize {
+    /// Channels per workgroup of the backward's last pass, and whether they
+    /// are one subgroup (summed with subgroupAdd): the adapter's subgroup
+    /// size when it is fixed, else 8 on CPU adapters (a one-fiber workgroup's
+    /// barriers are cheap) and 64 elsewhere.
+    fn wg(&self, dev: &Device) -> (usize, bool) {
+        let info = dev.info();
+        let (lo, hi) = info.subgroup_size;
+        let fixed = info.has(wgpu::Features::SUBGROUP) && lo == hi && (8..=64).contains(&lo);
         match self.backward_channels {
-            Some(8) => 8,
-            Some(_) => 64,
-            None if dev.info().device_type == wgpu::DeviceType::Cpu => 8,
-            None => 64,
+            Some(w) if fixed && w == lo as usize => (w, true),
+            Some(w) => (if w <= 8 { 8 } else { 64 }, false),
+            None if fixed => (lo as usize, true),
+            None if info.device_type == wgpu::DeviceType::Cpu => (8, false),
+            None => (64, false),
         }
     }
 
@@ -374,9 +381,11 @@ impl SelectiveScan {
         dev.launch(&k1, &p, &bind!(SelectiveScanReduceBackward), cells)?;
         let k2 = self.key::<bw::SelectiveScanCarryBackward>();
         dev.launch(&k2, &p, &bind!(SelectiveScanCarryBackward), lanes)?;
+        let (wg, subgroup) = self.wg(&dev);
         let k3 = self
             .key::<bw::SelectiveScanApplyBackward>()
-            .define("WG", format!("{}u", self.wg(&dev)));
+            .define("WG", format!("{wg}u"))
+            .flag("SUBGROUP", subgroup);
         dev.launch(&k3, &p, &bind!(SelectiveScanApplyBackward), blocks)?;
         gather(x, &s, [&dseq, &dbc, &dchan], dh0)
     }
@@ -448,8 +457,11 @@ pub(crate) fn variants() -> Vec<KernelKey> {
         v.push(c.key::<fw::SelectiveScanApply>());
         v.push(c.key::<bw::SelectiveScanReduceBackward>());
         v.push(c.key::<bw::SelectiveScanCarryBackward>());
-        for wg in ["8u", "64u"] {
-            v.push(c.key::<bw::SelectiveScanApplyBackward>().define("WG", wg));
+        for wg in ["8u", "32u", "64u"] {
+            for sub in [false, true] {
+                let k = c.key::<bw::SelectiveScanApplyBackward>();
+                v.push(k.define("WG", wg).flag("SUBGROUP", sub));
+            }
         }
     }
     v
