@@ -7,9 +7,9 @@
 //                                   from the end, giving each chunk the dx
 //                                   entering it from the future.
 //   selective_scan_apply_backward   per (b, WG channels of one group,
-//                                   chunk): replays the chunk's forward from
-//                                   the saved entering state, then walks it
-//                                   back, writing du, dδ, dz, dh0, and partial
+//                                   chunk): per state index, replays the
+//                                   chunk's forward from the saved entering
+//                                   state, then walks it back, writing du, dδ, dz, dh0, and partial
 //                                   sums of dA, dD, dδ_bias (per b, chunk) and
 //                                   of dB, dC (per WG channels; a workgroup
 //                                   reduction over the channels of a group).
@@ -109,6 +109,7 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
     var dy: array<f32, CH>;
     var y: array<f32, CH>;
     var xh: array<f32, CH>;
+    var ah: array<f32, CH>;
     var du: array<f32, CH>;
     var ddl: array<f32, CH>;
     var pb: array<f32, CH>;
@@ -127,20 +128,7 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
             dy[i] = dout[s] * gate_of(c.b, c.d, c.t0 + i);
         }
     }
-    if c.live {
-        skip = skip_of(c.d);
-        // The forward's y over the chunk, for dz.
-        for (var n = 0u; n < p.nstate; n++) {
-            let an = a_of(c.d, n);
-            var x = states[sum_at(c.b, c.d, c.k, n, 0u)];
-            for (var i = 0u; i < CH; i++) {
-                if i < c.count {
-                    x = exp(dl[i] * an) * x + dl[i] * uu[i] * bm[bc(c.b, g, n, c.t0 + i)];
-                    y[i] += cm[bc(c.b, g, n, c.t0 + i)] * x;
-                }
-            }
-        }
-    }
+    if c.live { skip = skip_of(c.d); }
     var dskip = 0.0;
     for (var i = 0u; i < CH; i++) {
         du[i] = dy[i] * skip;
@@ -157,8 +145,11 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
             var x = x0;
             for (var i = 0u; i < CH; i++) {
                 if i < c.count {
-                    x = exp(dl[i] * an) * x + dl[i] * uu[i] * bm[bc(c.b, g, n, c.t0 + i)];
+                    ah[i] = exp(dl[i] * an);
+                    x = ah[i] * x + dl[i] * uu[i] * bm[bc(c.b, g, n, c.t0 + i)];
                     xh[i] = x;
+                    // The forward's y, for dz at the end.
+                    y[i] += cm[bc(c.b, g, n, c.t0 + i)] * x;
                 }
             }
             var s = sums[sum_at(c.b, c.d, c.k, n, 0u)];
@@ -170,7 +161,7 @@ fn selective_scan_apply_backward(@builtin(local_invocation_index) lid: u32, @bui
                     let t = c.t0 + i;
                     let bv = bm[bc(c.b, g, n, t)];
                     s = dy[i] * cm[bc(c.b, g, n, t)] + a_next * s;
-                    let ai = exp(dl[i] * an);
+                    let ai = ah[i];
                     var xprev = x0;
                     if i > 0u { xprev = xh[i - 1u]; }
                     let da = s * xprev;
