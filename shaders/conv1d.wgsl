@@ -25,18 +25,21 @@ fn widx(d: u32, k: u32) -> u32 { return d * p.width + k; }
 fn sidx(b: u32, j: u32, d: u32) -> u32 { return (b * (p.width - 1u) + j) * p.dim + d; }
 fn xidx(b: u32, t: u32, d: u32) -> u32 { return (b * p.len + t) * p.dim + d; }
 
-#ifdef CONV1D_CAUSAL
-@group(0) @binding(3) var<storage, read> x: array<f32>;        // (B, L, D)
-@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (D), read with has_bias
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;  // (B, L, D)
-
-// x̂[b, s, d] for s = t − (W−1) + k, passed as s + W − 1 ≥ 0.
+#ifndef CONV1D_CAUSAL_BACKWARD
+// x̂[b, s, d] for s = t − (W−1) + k, passed as s + W − 1 ≥ 0 (x is declared
+// by the entry points that read it).
 fn input(b: u32, s1: u32, d: u32) -> f32 {
     let off = p.width - 1u;
     if s1 >= off { return x[xidx(b, s1 - off, d)]; }
     if p.has_state != 0u { return state[sidx(b, s1, d)]; }
     return 0.0;
 }
+#endif
+
+#ifdef CONV1D_CAUSAL
+@group(0) @binding(3) var<storage, read> x: array<f32>;        // (B, L, D)
+@group(0) @binding(4) var<storage, read> bias: array<f32>;     // (D), read with has_bias
+@group(0) @binding(5) var<storage, read_write> y: array<f32>;  // (B, L, D)
 
 @compute @workgroup_size(256)
 fn conv1d_causal(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -87,12 +90,6 @@ fn conv1d_causal_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builti
 @group(0) @binding(4) var<storage, read> dy: array<f32>;             // (B, L, D)
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;     // (B·K, D, W + 1): dw, then dbias
 
-fn input(b: u32, s1: u32, d: u32) -> f32 {
-    let off = p.width - 1u;
-    if s1 >= off { return x[xidx(b, s1 - off, d)]; }
-    if p.has_state != 0u { return state[sidx(b, s1, d)]; }
-    return 0.0;
-}
 
 @compute @workgroup_size(64)
 fn conv1d_causal_wgrad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

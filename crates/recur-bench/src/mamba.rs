@@ -3,23 +3,12 @@
 //! kernel and tokens/s; and a whole Mamba block (`mamba_block`,
 //! d_model = 256) forward+backward.
 
-use recur_gpu::ops::peak;
 use recur_gpu::ops::selective_scan::{SelectiveScan, SelectiveScanInputs};
 use recur_gpu::{Device, Rng, Tensor};
 use recur_nn::{functional as F, Layer, MambaConfig, Var};
 
 use crate::record::{shape, Record};
 use crate::timing::measure;
-
-fn copy_gbps(dev: &Device, runs: usize) -> anyhow::Result<f64> {
-    let (src, dst) = peak::scratch(dev, 16 << 20)?;
-    let mut bytes = 0.0;
-    let t = measure(dev, runs, 1, || {
-        bytes = peak::copy_peak(dev, &src, &dst)?;
-        Ok(())
-    })?;
-    Ok(bytes / t.median() / 1e6)
-}
 
 fn scan(
     dev: &Device,
@@ -124,7 +113,7 @@ fn block(dev: &Device, runs: usize, (b, l, dm): (usize, usize, usize)) -> anyhow
 
 /// The suite.
 pub fn mamba(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>> {
-    let copy = copy_gbps(dev, runs)?;
+    let copy = crate::suites::copy_gbps(dev, runs)?;
     let mut out = scan(dev, runs, (8, 512, 16, 256), copy)?;
     if !quick {
         out.extend(scan(dev, runs, (2, 1536, 16, 2048), copy)?);

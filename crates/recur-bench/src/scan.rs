@@ -4,7 +4,6 @@
 //! minGRU (parallel scan) against recur's fused GRU, forward+backward.
 
 use recur_gpu::ops::elementwise;
-use recur_gpu::ops::peak;
 use recur_gpu::ops::rnn::Cell;
 use recur_gpu::ops::scan::{Scan, ScanKind, ScanStrategy};
 use recur_gpu::{wgpu, DType, Device, Rng, Tensor};
@@ -12,16 +11,6 @@ use recur_nn::{functional as F, MinRnnConfig, Var};
 
 use crate::record::{shape, Record};
 use crate::timing::measure;
-
-fn copy_gbps(dev: &Device, runs: usize) -> anyhow::Result<f64> {
-    let (src, dst) = peak::scratch(dev, 16 << 20)?;
-    let mut bytes = 0.0;
-    let t = measure(dev, runs, 1, || {
-        bytes = peak::copy_peak(dev, &src, &dst)?;
-        Ok(())
-    })?;
-    Ok(bytes / t.median() / 1e6)
-}
 
 /// The scan core at (b, d, t) with `plan`'s kind and strategy, in `dtype`.
 fn core(
@@ -123,7 +112,7 @@ fn mingru(dev: &Device, runs: usize, (i, h, b, t): crate::rnn::Shape) -> anyhow:
 
 /// The suite.
 pub fn scan(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>> {
-    let copy = copy_gbps(dev, runs)?;
+    let copy = crate::suites::copy_gbps(dev, runs)?;
     let mut out = Vec::new();
     let mut shapes: Vec<(usize, usize, usize)> = if quick {
         vec![(2, 256, 4096)]

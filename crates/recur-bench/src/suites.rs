@@ -12,6 +12,18 @@ pub(crate) fn device_name(dev: &Device) -> String {
     format!("{} ({:?})", dev.info().name, dev.info().backend)
 }
 
+/// The copy kernel's bandwidth (GB/s, read + written) over 64 MiB, against
+/// which the memory-bound suites report their fraction.
+pub(crate) fn copy_gbps(dev: &Device, runs: usize) -> anyhow::Result<f64> {
+    let (src, dst) = peak::scratch(dev, 16 << 20)?;
+    let mut bytes = 0.0;
+    let t = measure(dev, runs, 1, || {
+        bytes = peak::copy_peak(dev, &src, &dst)?;
+        Ok(())
+    })?;
+    Ok(bytes / t.median() / 1e6)
+}
+
 /// FMA throughput and copy bandwidth of this adapter.
 pub fn peak(dev: &Device, runs: usize) -> anyhow::Result<Vec<Record>> {
     let mut out = Vec::new();

@@ -253,26 +253,8 @@ mod tests {
             lcg(2 * 4 * 3, 9, -1.0, 1.0), // h0
         ];
         let (w, v) = (lcg(seq, 10, -1.0, 1.0), lcg(2 * 4 * 3, 11, -1.0, 1.0));
-        for softplus in [true, false] {
-            let loss = |vals: &[Vec<f64>; 9]| {
-                let x = SsInputs {
-                    dims,
-                    u: &vals[0],
-                    delta: &vals[1],
-                    a: &vals[2],
-                    b: &vals[3],
-                    c: &vals[4],
-                    d: Some(&vals[5]),
-                    z: Some(&vals[6]),
-                    delta_bias: Some(&vals[7]),
-                    h0: Some(&vals[8]),
-                    softplus,
-                };
-                let (out, last) = selective_scan(&x);
-                let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
-                dot(&out, &w) + dot(&last, &v)
-            };
-            let x = SsInputs {
+        fn inputs(dims: SsDims, vals: &[Vec<f64>; 9], softplus: bool) -> SsInputs<'_> {
+            SsInputs {
                 dims,
                 u: &vals[0],
                 delta: &vals[1],
@@ -284,7 +266,15 @@ mod tests {
                 delta_bias: Some(&vals[7]),
                 h0: Some(&vals[8]),
                 softplus,
+            }
+        }
+        for softplus in [true, false] {
+            let loss = |vals: &[Vec<f64>; 9]| {
+                let (out, last) = selective_scan(&inputs(dims, vals, softplus));
+                let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f64>();
+                dot(&out, &w) + dot(&last, &v)
             };
+            let x = inputs(dims, &vals, softplus);
             let g = selective_scan_backward(&x, &w, Some(&v));
             let analytic = [
                 g.du,
