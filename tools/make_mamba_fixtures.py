@@ -8,7 +8,12 @@
    their initial values so that the test does not only see defaults.
    tests/fixtures/mamba/expected.safetensors: `input_ids` (B, L) as float32,
    `logits` (B, L, V), `w` (the weights of the loss L = sum(logits * w)),
-   and `grad.<name>` for every parameter under Hugging Face's names.
+   and `grad.<name>` for every parameter under Hugging Face's names; and
+   Hugging Face's inference cache after prompts of 7 and 2 tokens (the
+   second shorter than d_conv), `cache<P>.conv.<layer>` (B, d_inner,
+   d_conv) and `cache<P>.ssm.<layer>` (B, d_inner, d_state), with
+   `cache<P>.next_logits`: the logits of the remaining tokens run from
+   that cache (eval mode, no grad).
 
 2. tests/fixtures/selective_scan.safetensors: the bare selective scan from a
    float64 transcription of mamba_ssm's `selective_scan_ref` semantics (a
@@ -54,6 +59,15 @@ def hf_model():
     tensors = {"input_ids": ids.float(), "logits": logits.detach(), "w": w}
     for name, p in model.named_parameters():
         tensors["grad." + name] = p.grad.detach().clone()
+    model.eval()
+    with torch.no_grad():
+        for prompt in (7, 2):
+            cache = model(ids[:, :prompt], use_cache=True).cache
+            for layer in range(cfg.num_hidden_layers):
+                tensors[f"cache{prompt}.conv.{layer}"] = cache.get_conv_state(layer, state_idx=0).clone()
+                tensors[f"cache{prompt}.ssm.{layer}"] = cache.get_recurrent_state(layer, state_idx=0).clone()
+            rest = model(ids[:, prompt:], cache=cache, use_cache=True).logits
+            tensors[f"cache{prompt}.next_logits"] = rest
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(out, "expected.safetensors"))
     print("wrote", out, [n for n, _ in model.named_parameters()])
 

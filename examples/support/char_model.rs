@@ -113,7 +113,7 @@ impl Model {
                 .flat_map(|b| {
                     let c = b.mixer.config();
                     [
-                        vec![batch, c.d_conv - 1, c.d_inner()],
+                        vec![batch, c.d_inner(), c.d_conv],
                         vec![batch, c.d_inner(), c.d_state],
                     ]
                 })

@@ -134,12 +134,14 @@ impl MambaConfig {
     }
 }
 
-/// One Mamba layer's state between calls: the last W−1 inputs of the
-/// convolution and the selective scan's state.
+/// One Mamba layer's state between calls, in mamba_ssm's and Hugging Face's
+/// inference-cache layout: the last d_conv inputs of the convolution and
+/// the selective scan's state. A cache from either loads as it is.
 #[derive(Clone, Debug)]
 pub struct MambaState {
-    /// (B, d_conv − 1, d_inner): channels last (mamba_ssm keeps
-    /// (B, d_inner, d_conv), including the current input).
+    /// (B, d_inner, d_conv): the convolution's last d_conv inputs, oldest
+    /// first, zeros before the sequence start (the oldest one is not read
+    /// again: the next output needs only d_conv − 1 of them).
     pub conv: Var,
     /// (B, d_inner, d_state).
     pub ssm: Var,
@@ -178,7 +180,7 @@ impl Mamba {
     pub fn zero_state(&self, device: &Device, b: usize) -> Result<MambaState> {
         let c = &self.config;
         Ok(MambaState {
-            conv: Var::new(Tensor::zeros(device, &[b, c.d_conv - 1, c.d_inner()])?),
+            conv: Var::new(Tensor::zeros(device, &[b, c.d_inner(), c.d_conv])?),
             ssm: Var::new(Tensor::zeros(device, &[b, c.d_inner(), c.d_state])?),
         })
     }
@@ -201,7 +203,7 @@ impl Mamba {
         }
         if let Some(s) = state {
             for (what, v, want) in [
-                ("conv state", &s.conv, [b, w - 1, di]),
+                ("conv state", &s.conv, [b, di, w]),
                 ("ssm state", &s.ssm, [b, di, n]),
             ] {
                 if v.shape() != want {
@@ -217,8 +219,13 @@ impl Mamba {
         let xi = F::slice(&xz, 2, 0, di)?;
         let z = F::slice(&xz, 2, di, di)?;
         let weight = F::reshape(&self.conv_weight, &[di, w])?;
-        let conv_state = state.map(|s| &s.conv);
-        let xc = F::causal_conv1d(&xi, &weight, self.conv_bias.as_ref(), conv_state)?;
+        // The kernel's state is the last W−1 inputs, channels last.
+        let prev = state.map(|s| F::transpose(&s.conv)).transpose()?;
+        let conv_state = match &prev {
+            Some(p) if w > 1 => Some(F::slice(p, 1, 1, w - 1)?),
+            _ => None,
+        };
+        let xc = F::causal_conv1d(&xi, &weight, self.conv_bias.as_ref(), conv_state.as_ref())?;
         let xc = F::activation(&xc, Activation::Silu)?;
         let xdbl = self.x_proj.forward(&xc)?;
         let dt = F::linear(&F::slice(&xdbl, 2, 0, r)?, &self.dt_proj.weight, None)?;
@@ -243,18 +250,20 @@ impl Mamba {
         };
         let (y, last) = F::selective_scan(&vars, scan)?;
         let out = self.out_proj.forward(&y)?;
-        // The last W−1 inputs of the convolution, after the old ones.
-        let keep = w - 1;
-        let conv = if l >= keep {
-            F::slice(&xi, 1, l - keep, keep)?
+        // The last W inputs of the convolution, after the old ones.
+        let conv = if l >= w {
+            F::slice(&xi, 1, l - w, w)?
         } else {
-            let dev = x.value().device("Mamba::forward")?;
-            let prev = match conv_state {
-                Some(s) => s.clone(),
-                None => Var::new(Tensor::zeros(&dev, &[b, keep, di])?),
+            let prev = match prev {
+                Some(p) => p,
+                None => {
+                    let dev = x.value().device("Mamba::forward")?;
+                    Var::new(Tensor::zeros(&dev, &[b, w, di])?)
+                }
             };
-            F::concat(&[&F::slice(&prev, 1, l, keep - l)?, &xi], 1)?
+            F::concat(&[&F::slice(&prev, 1, l, w - l)?, &xi], 1)?
         };
+        let conv = F::transpose(&conv)?;
         Ok((out, MambaState { conv, ssm: last }))
     }
 

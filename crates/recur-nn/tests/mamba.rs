@@ -3,7 +3,8 @@
 //!   `selective_scan_ref` (every gradient);
 //! - a Hugging Face transformers `MambaForCausalLM` checkpoint, loaded from
 //!   the file its `save_pretrained` wrote: logits and every parameter
-//!   gradient (tools/make_mamba_fixtures.py);
+//!   gradient (tools/make_mamba_fixtures.py); its inference cache after a
+//!   prompt equals recur's state, and runs the rest of the tokens in recur;
 //! - step by step equals the parallel form over 120 steps; a sequence in
 //!   two calls with the state between them equals one call;
 //! - finite differences of the layer's parameters and input.
@@ -16,7 +17,9 @@ use common::{assert_matches, data, device, gradcheck, input, max_diff, Fixture};
 use recur_gpu::ops::selective_scan::SelectiveScan;
 use recur_nn::checkpoint::Checkpoint;
 use recur_nn::functional::{self as F, SelectiveScanVars};
-use recur_nn::{Layer, Mamba, MambaConfig, MambaLmConfig, Module, Rng, Tensor, Var};
+use recur_nn::{
+    Layer, Mamba, MambaConfig, MambaLm, MambaLmConfig, MambaState, Module, Rng, Tensor, Var,
+};
 use safetensors::SafeTensors;
 
 fn fixtures() -> PathBuf {
@@ -77,21 +80,44 @@ fn tiny_lm_config() -> MambaLmConfig {
     c
 }
 
+struct HfFixture {
+    bytes: Vec<u8>,
+}
+
+impl HfFixture {
+    fn load(dev: &recur_nn::Device) -> (MambaLm, Self) {
+        let dir = fixtures().join("mamba");
+        let model = tiny_lm_config().init(dev, &mut Rng::new(0)).unwrap();
+        let ck = Checkpoint::load(&dir.join("model.safetensors")).unwrap();
+        model.load(dev, &ck).unwrap();
+        let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
+        (model, Self { bytes })
+    }
+
+    fn get(&self) -> Fixture<'_> {
+        Fixture {
+            st: SafeTensors::deserialize(&self.bytes).unwrap(),
+        }
+    }
+
+    /// The token ids of columns `cols`, (B, cols.len()).
+    fn ids(&self, dev: &recur_nn::Device, cols: std::ops::Range<usize>) -> Tensor {
+        let (ids, shape) = self.get().get("input_ids").unwrap();
+        let (b, l) = (shape[0], shape[1]);
+        let v: Vec<u32> = (0..b)
+            .flat_map(|bi| ids[bi * l + cols.start..bi * l + cols.end].to_vec())
+            .map(|x| x as u32)
+            .collect();
+        Tensor::from_slice_u32(dev, &v, &[b, cols.len()]).unwrap()
+    }
+}
+
 #[test]
 fn a_hugging_face_mamba_checkpoint_runs_unchanged() {
     let Some(dev) = device() else { return };
-    let dir = fixtures().join("mamba");
-    let model = tiny_lm_config().init(&dev, &mut Rng::new(0)).unwrap();
-    let ck = Checkpoint::load(&dir.join("model.safetensors")).unwrap();
-    model.load(&dev, &ck).unwrap();
-    let bytes = std::fs::read(dir.join("expected.safetensors")).unwrap();
-    let f = Fixture {
-        st: SafeTensors::deserialize(&bytes).unwrap(),
-    };
-    let (ids, shape) = f.get("input_ids").unwrap();
-    let ids: Vec<u32> = ids.iter().map(|&v| v as u32).collect();
-    let ids = Tensor::from_slice_u32(&dev, &ids, &shape).unwrap();
-    let (logits, _) = model.forward_with_state(&ids, &[]).unwrap();
+    let (model, hf) = HfFixture::load(&dev);
+    let f = hf.get();
+    let (logits, _) = model.forward_with_state(&hf.ids(&dev, 0..11), &[]).unwrap();
     assert_matches(
         "logits",
         &logits.to_vec().unwrap(),
@@ -112,6 +138,46 @@ fn a_hugging_face_mamba_checkpoint_runs_unchanged() {
         assert_matches(
             &format!("grad {name}"),
             &p.grad().unwrap().to_vec().unwrap(),
+            &want.0,
+        );
+    }
+}
+
+/// recur's state after a prompt is Hugging Face's inference cache (conv
+/// (B, d_inner, d_conv), ssm (B, d_inner, N)), and HF's cache loaded into
+/// recur runs the rest of the sequence as HF does: one prompt longer than
+/// d_conv, one shorter (zero-padded conv state).
+#[test]
+fn hugging_face_inference_caches_are_recur_states() {
+    let Some(dev) = device() else { return };
+    let (model, hf) = HfFixture::load(&dev);
+    let f = hf.get();
+    for prompt in [7, 2] {
+        let (_, ours) = model
+            .forward_with_state(&hf.ids(&dev, 0..prompt), &[])
+            .unwrap();
+        let mut theirs = Vec::new();
+        for (layer, s) in ours.iter().enumerate() {
+            let conv = f.get(&format!("cache{prompt}.conv.{layer}")).unwrap();
+            let ssm = f.get(&format!("cache{prompt}.ssm.{layer}")).unwrap();
+            assert_eq!(s.conv.shape(), conv.1, "conv state shape");
+            assert_eq!(s.ssm.shape(), ssm.1, "ssm state shape");
+            let what = format!("prompt {prompt} layer {layer}");
+            assert_matches(&format!("{what} conv"), &s.conv.to_vec().unwrap(), &conv.0);
+            assert_matches(&format!("{what} ssm"), &s.ssm.to_vec().unwrap(), &ssm.0);
+            theirs.push(MambaState {
+                conv: Var::new(Tensor::from_slice(&dev, &conv.0, &conv.1).unwrap()),
+                ssm: Var::new(Tensor::from_slice(&dev, &ssm.0, &ssm.1).unwrap()),
+            });
+        }
+        let (rest, _) = model
+            .forward_with_state(&hf.ids(&dev, prompt..11), &theirs)
+            .unwrap();
+        let want = f.get(&format!("cache{prompt}.next_logits")).unwrap();
+        assert_eq!(rest.shape(), want.1);
+        assert_matches(
+            &format!("logits after a {prompt}-token HF cache"),
+            &rest.to_vec().unwrap(),
             &want.0,
         );
     }
