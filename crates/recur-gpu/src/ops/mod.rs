@@ -6,6 +6,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod gemm;
 pub mod layout;
+pub mod linear_attention;
 pub mod norm;
 pub mod optim;
 pub mod peak;
@@ -134,6 +135,7 @@ pub fn kernel_variants() -> Vec<KernelKey> {
     v.extend(norm::variants());
     v.extend(scan::variants());
     v.extend(selective_scan::variants());
+    v.extend(linear_attention::variants());
     v
 }
 

@@ -3,6 +3,7 @@
 
 mod conv1d;
 mod gemm;
+mod linear_attention;
 mod norm;
 mod rnn;
 mod rows;
@@ -11,6 +12,9 @@ mod selective_scan;
 
 pub use conv1d::{causal_conv1d, causal_conv1d_backward};
 pub use gemm::gemm;
+pub use linear_attention::{
+    linear_attention, linear_attention_backward, LaDecay, LaDims, LaRefGrads, LaRefInputs,
+};
 pub use norm::{norm, norm_backward};
 pub use rnn::{rnn_backward, rnn_forward, RnnDims, RnnForward, RnnGrads, RnnParams};
 pub use rows::{

@@ -1,0 +1,166 @@
+//! The chunked form's backward: the reverse chunk maps and carry give the
+//! gradient of every chunk's leaving state; the score pass gives dv, the
+//! value pass dq and dk; the decay's gradient follows from those.
+
+use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, FLAG_GRAD, FLAG_START, KB, VB};
+use crate::bindings::linear_attention as la;
+use crate::error::{check_shape, Result};
+use crate::ops::{all_f32, device_of};
+use crate::tensor::{DType, Tensor};
+
+/// Gradients of every input (those that were given).
+#[derive(Clone, Debug)]
+pub struct LaGrads {
+    /// Like q.
+    pub dq: Tensor,
+    /// Like k.
+    pub dk: Tensor,
+    /// Like v.
+    pub dv: Tensor,
+    /// Like the decay's log α ([`Decay::Scalar`] and [`Decay::Vector`];
+    /// a [`Decay::Head`] decay is fixed).
+    pub ddecay: Option<Tensor>,
+    /// (B, H, d_k, d_v)
+    pub dh0: Option<Tensor>,
+}
+
+impl ChunkedAttention {
+    /// Gradients of [`ChunkedAttention::forward`] (run with the same inputs
+    /// and settings) for upstream `dout` (like v) and `d_last` (B, H, d_k,
+    /// d_v). Five dispatches, six with a learnable decay.
+    pub fn backward(
+        &self,
+        x: &LaInputs,
+        fwd: &LaOutput,
+        dout: &Tensor,
+        d_last: Option<&Tensor>,
+    ) -> Result<LaGrads> {
+        let op = "linear_attention_backward";
+        let s = dims(op, x, self.layout)?;
+        let mut all = vec![x.q, dout, &fwd.chunk_states, &fwd.last_state];
+        all.extend(d_last);
+        let dev = device_of(op, &all)?;
+        all_f32(op, &all)?;
+        check_shape(op, x.v.shape(), dout.shape())?;
+        let state_shape = [s.batch, s.heads, s.dk, s.dv];
+        check_shape(op, &state_shape, fwd.last_state.shape())?;
+        if let Some(dl) = d_last {
+            check_shape(op, &state_shape, dl.shape())?;
+        }
+        let flags = if d_last.is_some() { FLAG_START } else { 0 };
+        let p = self.params(op, &dev, &s, &x.decay, flags)?;
+        let k = p.chunks as usize;
+        check_shape(
+            op,
+            &[s.batch, s.heads, k, s.dk, s.dv],
+            fwd.chunk_states.shape(),
+        )?;
+        let kind = x.decay.kind();
+        let gcb = fwd.cum_decay.as_ref().unwrap_or(x.q);
+        let lg = match x.decay {
+            Decay::Head(g) => g,
+            _ => x.q,
+        };
+        let bh = s.batch * s.heads;
+        let dstates = dev.alloc(op, fwd.chunk_states.shape(), DType::F32)?;
+        let dh0 = dev.alloc(op, &state_shape, DType::F32)?;
+        let map = la::LaChunkMap {
+            lg: lg.into(),
+            gc: gcb.into(),
+            xs: x.q.into(),
+            zs: dout.into(),
+            sums: (&dstates).into(),
+        };
+        let map_groups = [
+            (s.dk.div_ceil(64) * s.dv.div_ceil(VB)) as u32,
+            p.chunks,
+            bh as u32,
+        ];
+        dev.launch(
+            &self.key::<la::LaChunkMap>(kind, true),
+            &p,
+            &map,
+            map_groups,
+        )?;
+        let carry = la::LaCarry {
+            lg: lg.into(),
+            gc: gcb.into(),
+            start: d_last.unwrap_or(x.q).into(),
+            sums: (&dstates).into(),
+            fin: (&dh0).into(),
+        };
+        let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
+        dev.launch(
+            &self.key::<la::LaCarry>(kind, true),
+            &p,
+            &carry,
+            carry_groups,
+        )?;
+        let dv = dev.alloc(op, x.v.shape(), DType::F32)?;
+        let scores = la::LaIntraScores {
+            lg: lg.into(),
+            gc: gcb.into(),
+            xs: x.k.into(),
+            ys: x.q.into(),
+            zs: dout.into(),
+            sums: (&dstates).into(),
+            out: (&dv).into(),
+        };
+        let groups = [s.dv.div_ceil(VB) as u32, p.chunks, bh as u32];
+        dev.launch(
+            &self.key::<la::LaIntraScores>(kind, true),
+            &p,
+            &scores,
+            groups,
+        )?;
+        let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
+        let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
+        let groups = [s.dk.div_ceil(KB) as u32, p.chunks, bh as u32];
+        for (backward, rows, paired, values, states, out) in [
+            (false, dout, x.v, x.k, &fwd.chunk_states, &dq),
+            (true, x.v, dout, x.q, &dstates, &dk),
+        ] {
+            let bind = la::LaIntraValues {
+                lg: lg.into(),
+                gc: gcb.into(),
+                xs: rows.into(),
+                ys: paired.into(),
+                zs: values.into(),
+                sums: states.into(),
+                out: out.into(),
+            };
+            let key = self.key::<la::LaIntraValues>(kind, backward);
+            dev.launch(&key, &p, &bind, groups)?;
+        }
+        let ddecay = match x.decay {
+            Decay::Scalar(g) | Decay::Vector(g) => {
+                let dg = dev.alloc(op, g.shape(), DType::F32)?;
+                let mut pg = p;
+                pg.flags = if d_last.is_some() { FLAG_GRAD } else { 0 };
+                let bind = la::LaDgate {
+                    lg: lg.into(),
+                    gc: gcb.into(),
+                    q: x.q.into(),
+                    k: x.k.into(),
+                    dq: (&dq).into(),
+                    dk: (&dk).into(),
+                    last: (&fwd.last_state).into(),
+                    dlast: d_last.unwrap_or(x.q).into(),
+                    dg: (&dg).into(),
+                };
+                let groups = [(p.width as usize).div_ceil(64) as u32, bh as u32, 1];
+                let key = self.key::<la::LaDgate>(kind, false);
+                dev.launch(&key, &pg, &bind, groups)?;
+                Some(dg)
+            }
+            Decay::None | Decay::Head(_) => None,
+        };
+        Ok(LaGrads {
+            dq,
+            dk,
+            dv,
+            ddecay,
+            dh0: x.h0.map(|_| dh0),
+        })
+    }
+}

@@ -1,0 +1,449 @@
+//! Linear attention with a decay, one engine for linear attention, RetNet,
+//! Mamba-2's SSD and GLA (`shaders/linear_attention.wgsl`):
+//!
+//! ```text
+//! S_t = diag(α_t) S_{t−1} + k_t v_tᵀ,   o_t = S_tᵀ q_t
+//! ```
+//!
+//! per head, with q, k (B, H, T, d_k), v (B, H, T, d_v) and a state
+//! (B, H, d_k, d_v). The decay is given as log α ([`Decay`]). Training runs
+//! the chunked form (chunks of [`ChunkedAttention::chunk`] steps: intra-chunk
+//! products in workgroup memory, states passed chunk to chunk); streaming
+//! runs the recurrence itself ([`ChunkedAttention::recurrent`]).
+
+mod backward;
+
+pub use backward::LaGrads;
+
+use super::{all_f32, device_of, elementwise, u32_of};
+use crate::bindings::{la_core::Params, linear_attention as la};
+use crate::device::Device;
+use crate::error::{check_shape, Error, Result};
+use crate::kernel::KernelKey;
+use crate::tensor::{DType, Tensor};
+
+const FLAG_START: u32 = 1;
+const FLAG_GRAD: u32 = 2;
+/// Value columns per workgroup of the score pass (`VB` in the shader).
+const VB: usize = 64;
+/// Key columns per workgroup of the value pass (`KB`).
+const KB: usize = 64;
+
+/// The decay α_t, as log α (≤ 0 for a decay; 0 is none).
+#[derive(Clone, Copy, Debug)]
+pub enum Decay<'a> {
+    /// α = 1: plain linear attention.
+    None,
+    /// (H): one fixed log α per head (RetNet: log γ_h); no gradient.
+    Head(&'a Tensor),
+    /// (B, H, T) (or (B, T, H) with [`LaLayout::Bthd`]): one log α per head
+    /// and step (Mamba-2: Δ_t A_h).
+    Scalar(&'a Tensor),
+    /// Shaped like q: one log α per key index (GLA).
+    Vector(&'a Tensor),
+}
+
+/// Which decay, without its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DecayKind {
+    /// [`Decay::None`]
+    None,
+    /// [`Decay::Head`]
+    Head,
+    /// [`Decay::Scalar`]
+    Scalar,
+    /// [`Decay::Vector`]
+    Vector,
+}
+
+impl DecayKind {
+    /// Every kind, for tests and benches.
+    pub const ALL: [DecayKind; 4] = [
+        DecayKind::None,
+        DecayKind::Head,
+        DecayKind::Scalar,
+        DecayKind::Vector,
+    ];
+
+    fn define(self) -> Option<&'static str> {
+        match self {
+            DecayKind::None => None,
+            DecayKind::Head => Some("DECAY_HEAD"),
+            DecayKind::Scalar => Some("DECAY_SCALAR"),
+            DecayKind::Vector => Some("DECAY_VECTOR"),
+        }
+    }
+}
+
+impl Decay<'_> {
+    /// The kind.
+    pub fn kind(&self) -> DecayKind {
+        match self {
+            Decay::None => DecayKind::None,
+            Decay::Head(_) => DecayKind::Head,
+            Decay::Scalar(_) => DecayKind::Scalar,
+            Decay::Vector(_) => DecayKind::Vector,
+        }
+    }
+
+    fn tensor(&self) -> Option<&Tensor> {
+        match *self {
+            Decay::None => None,
+            Decay::Head(t) | Decay::Scalar(t) | Decay::Vector(t) => Some(t),
+        }
+    }
+}
+
+/// The layout of q, k, v, the outputs and the decays.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LaLayout {
+    /// (B, H, T, d): heads first.
+    #[default]
+    Bhtd,
+    /// (B, T, H, d): as a linear layer's output split into heads is
+    /// (flash-linear-attention's default, Mamba-2's).
+    Bthd,
+}
+
+/// The inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct LaInputs<'a> {
+    /// (B, H, T, d_k) (or (B, T, H, d_k)).
+    pub q: &'a Tensor,
+    /// Like q.
+    pub k: &'a Tensor,
+    /// (B, H, T, d_v) (or (B, T, H, d_v)).
+    pub v: &'a Tensor,
+    /// The decay.
+    pub decay: Decay<'a>,
+    /// (B, H, d_k, d_v): the state before the first step (zeros when absent).
+    pub h0: Option<&'a Tensor>,
+}
+
+/// How the chunked form runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkedAttention {
+    /// Steps per chunk (1..=64): the intra-chunk work grows with it, the
+    /// number of stored chunk states (B·H·d_k·d_v each) shrinks.
+    pub chunk: usize,
+    /// Layout of q, k, v, the decays and the output.
+    pub layout: LaLayout,
+}
+
+impl Default for ChunkedAttention {
+    fn default() -> Self {
+        Self {
+            chunk: 64,
+            layout: LaLayout::Bhtd,
+        }
+    }
+}
+
+/// Forward results.
+#[derive(Clone, Debug)]
+pub struct LaOutput {
+    /// Like v.
+    pub out: Tensor,
+    /// (B, H, d_k, d_v): the state after the last step.
+    pub last_state: Tensor,
+    /// (B, H, K, d_k, d_v): the state entering each of the K chunks, what
+    /// the backward reads.
+    pub chunk_states: Tensor,
+    /// (B, H, T, W): the cumulative log-decays within each chunk (W = 1 or
+    /// d_k; absent for [`Decay::None`] and [`Decay::Head`]).
+    pub cum_decay: Option<Tensor>,
+}
+
+/// Checked sizes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub batch: usize,
+    pub heads: usize,
+    pub len: usize,
+    pub dk: usize,
+    pub dv: usize,
+}
+
+pub(crate) fn dims(op: &'static str, x: &LaInputs, layout: LaLayout) -> Result<Dims> {
+    let mut all = vec![x.q, x.k, x.v];
+    all.extend(x.decay.tensor().into_iter().chain(x.h0));
+    all_f32(op, &all)?;
+    let bad = |what: &str, t: &Tensor| Error::ShapeMismatch {
+        op,
+        expected: what.to_string(),
+        got: t.shape().to_vec(),
+    };
+    let [b0, b1, b2, dk] = *x.q.shape() else {
+        return Err(bad("q of shape (B, H, T, d_k) or (B, T, H, d_k)", x.q));
+    };
+    let (batch, heads, len) = match layout {
+        LaLayout::Bhtd => (b0, b1, b2),
+        LaLayout::Bthd => (b0, b2, b1),
+    };
+    let [_, _, _, dv] = *x.v.shape() else {
+        return Err(bad("v of shape (B, H, T, d_v) or (B, T, H, d_v)", x.v));
+    };
+    if batch == 0 || heads == 0 || len == 0 || dk == 0 || dv == 0 {
+        return Err(bad("non-empty B, H, T, d_k and d_v (q, then v)", x.q));
+    }
+    check_shape(op, x.q.shape(), x.k.shape())?;
+    check_shape(op, &[b0, b1, b2, dv], x.v.shape())?;
+    match x.decay {
+        Decay::None => {}
+        Decay::Head(g) => check_shape(op, &[heads], g.shape())?,
+        Decay::Scalar(g) => check_shape(op, &[b0, b1, b2], g.shape())?,
+        Decay::Vector(g) => check_shape(op, x.q.shape(), g.shape())?,
+    }
+    if let Some(h) = x.h0 {
+        check_shape(op, &[batch, heads, dk, dv], h.shape())?;
+    }
+    Ok(Dims {
+        batch,
+        heads,
+        len,
+        dk,
+        dv,
+    })
+}
+
+impl ChunkedAttention {
+    pub(crate) fn params(
+        &self,
+        op: &'static str,
+        dev: &Device,
+        s: &Dims,
+        decay: &Decay,
+        flags: u32,
+    ) -> Result<Params> {
+        if !(1..=64).contains(&self.chunk) {
+            return Err(Error::InvalidArgument {
+                op,
+                what: format!("chunk must be in 1..=64, got {}", self.chunk),
+            });
+        }
+        let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
+        let chunks = s.len.div_ceil(self.chunk);
+        let bh = s.batch * s.heads;
+        u32_of(op, "chunk states", bh * chunks * s.dk * s.dv)?;
+        for (what, n) in [
+            ("chunks", chunks),
+            ("batch · heads", bh),
+            ("d_k · d_v / 64", (s.dk * s.dv).div_ceil(64)),
+            (
+                "key and value blocks",
+                s.dk.div_ceil(64) * s.dv.div_ceil(VB),
+            ),
+        ] {
+            if n > lim {
+                return Err(Error::InvalidArgument {
+                    op,
+                    what: format!("{what} = {n} exceed {lim} workgroups per dimension"),
+                });
+            }
+        }
+        let (h, t) = (s.heads, s.len);
+        let strides = |d: usize| match self.layout {
+            LaLayout::Bhtd => (h * t * d, t * d, d),
+            LaLayout::Bthd => (t * h * d, d, h * d),
+        };
+        let (kb, kh, kt) = strides(s.dk);
+        let (vb, vh, vt) = strides(s.dv);
+        let (gb, gh, gt) = strides(1);
+        let u = |what: &str, n: usize| u32_of(op, what, n);
+        Ok(Params {
+            batch: u("batch", s.batch)?,
+            heads: u("heads", s.heads)?,
+            len: u("length", s.len)?,
+            dk: u("d_k", s.dk)?,
+            dv: u("d_v", s.dv)?,
+            chunks: chunks as u32,
+            flags,
+            width: if matches!(decay, Decay::Vector(_)) {
+                s.dk as u32
+            } else {
+                1
+            },
+            kb: u("q batch stride", kb)?,
+            kh: kh as u32,
+            kt: kt as u32,
+            _p0: 0,
+            vb: u("v batch stride", vb)?,
+            vh: vh as u32,
+            vt: vt as u32,
+            _p1: 0,
+            gb: u("decay batch stride", gb)?,
+            gh: gh as u32,
+            gt: gt as u32,
+            _p2: 0,
+        })
+    }
+
+    pub(crate) fn key<'a, B: crate::bindings::Bindings<'a>>(
+        &self,
+        decay: DecayKind,
+        backward: bool,
+    ) -> KernelKey {
+        let k = KernelKey::of::<B>()
+            .define("CH", format!("{}u", self.chunk))
+            .flag("BACKWARD", backward);
+        match decay.define() {
+            Some(d) => k.flag(d, true),
+            None => k,
+        }
+    }
+
+    /// The chunk-local cumulative log-decays (scalar and vector decays).
+    pub(crate) fn cumulate(&self, x: &LaInputs, p: &Params) -> Result<Option<Tensor>> {
+        let op = "linear_attention";
+        let g = match x.decay {
+            Decay::Scalar(g) | Decay::Vector(g) => g,
+            Decay::None | Decay::Head(_) => return Ok(None),
+        };
+        let dev = g.device(op)?;
+        let (bh, t, w) = (
+            (p.batch * p.heads) as usize,
+            p.len as usize,
+            p.width as usize,
+        );
+        let gc = dev.alloc(op, &[bh, t, w], DType::F32)?;
+        let bind = la::LaCumulate {
+            lg: g.into(),
+            gc: (&gc).into(),
+            g: g.into(),
+        };
+        let groups = [((p.chunks as usize * w).div_ceil(64)) as u32, bh as u32, 1];
+        let key = self.key::<la::LaCumulate>(x.decay.kind(), false);
+        dev.launch(&key, p, &bind, groups)?;
+        Ok(Some(gc))
+    }
+
+    /// The chunked forward: four dispatches (three without a scalar or
+    /// vector decay); nothing waits on the GPU.
+    pub fn forward(&self, x: &LaInputs) -> Result<LaOutput> {
+        let op = "linear_attention";
+        let s = dims(op, x, self.layout)?;
+        let dev = device_of(op, &[x.q, x.k, x.v])?;
+        let flags = if x.h0.is_some() { FLAG_START } else { 0 };
+        let p = self.params(op, &dev, &s, &x.decay, flags)?;
+        let gc = self.cumulate(x, &p)?;
+        let lg = match x.decay {
+            Decay::Head(g) => g,
+            _ => x.q,
+        };
+        let gcb = gc.as_ref().unwrap_or(x.q);
+        let bh = s.batch * s.heads;
+        let k = p.chunks as usize;
+        let states = dev.alloc(op, &[s.batch, s.heads, k, s.dk, s.dv], DType::F32)?;
+        let last = dev.alloc(op, &[s.batch, s.heads, s.dk, s.dv], DType::F32)?;
+        let out = dev.alloc(op, x.v.shape(), DType::F32)?;
+        let map = la::LaChunkMap {
+            lg: lg.into(),
+            gc: gcb.into(),
+            xs: x.k.into(),
+            zs: x.v.into(),
+            sums: (&states).into(),
+        };
+        let map_groups = [
+            (s.dk.div_ceil(64) * s.dv.div_ceil(VB)) as u32,
+            p.chunks,
+            bh as u32,
+        ];
+        let key = self.key::<la::LaChunkMap>(x.decay.kind(), false);
+        dev.launch(&key, &p, &map, map_groups)?;
+        let carry = la::LaCarry {
+            lg: lg.into(),
+            gc: gcb.into(),
+            start: x.h0.unwrap_or(x.q).into(),
+            sums: (&states).into(),
+            fin: (&last).into(),
+        };
+        let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
+        let key = self.key::<la::LaCarry>(x.decay.kind(), false);
+        dev.launch(&key, &p, &carry, carry_groups)?;
+        let scores = la::LaIntraScores {
+            lg: lg.into(),
+            gc: gcb.into(),
+            xs: x.q.into(),
+            ys: x.k.into(),
+            zs: x.v.into(),
+            sums: (&states).into(),
+            out: (&out).into(),
+        };
+        let groups = [s.dv.div_ceil(VB) as u32, p.chunks, bh as u32];
+        let key = self.key::<la::LaIntraScores>(x.decay.kind(), false);
+        dev.launch(&key, &p, &scores, groups)?;
+        Ok(LaOutput {
+            out,
+            last_state: last,
+            chunk_states: states,
+            cum_decay: gc,
+        })
+    }
+
+    /// The recurrent form: runs the T steps one after another from `state`
+    /// (B, H, d_k, d_v), which it updates in place, and returns the outputs.
+    /// `x.h0` is ignored (the state is the start). One dispatch.
+    pub fn recurrent(&self, x: &LaInputs, state: &Tensor) -> Result<Tensor> {
+        let op = "linear_attention_recurrent";
+        let s = dims(op, x, self.layout)?;
+        let dev = device_of(op, &[x.q, x.k, x.v, state])?;
+        check_shape(op, &[s.batch, s.heads, s.dk, s.dv], state.shape())?;
+        let p = self.params(op, &dev, &s, &x.decay, 0)?;
+        let out = dev.alloc(op, x.v.shape(), DType::F32)?;
+        let g = x.decay.tensor().unwrap_or(x.q);
+        let bind = la::LaRecurrent {
+            lg: g.into(),
+            gc: x.q.into(),
+            q: x.q.into(),
+            k: x.k.into(),
+            v: x.v.into(),
+            g: g.into(),
+            state: state.into(),
+            out: (&out).into(),
+        };
+        let groups = [s.dv.div_ceil(64) as u32, (s.batch * s.heads) as u32, 1];
+        dev.launch(
+            &self.key::<la::LaRecurrent>(x.decay.kind(), false),
+            &p,
+            &bind,
+            groups,
+        )?;
+        Ok(out)
+    }
+
+    /// The recurrent form from `x.h0` (zeros when absent): (outputs, final
+    /// state).
+    pub fn recurrent_from_start(&self, x: &LaInputs) -> Result<(Tensor, Tensor)> {
+        let op = "linear_attention_recurrent";
+        let s = dims(op, x, self.layout)?;
+        let dev = device_of(op, &[x.q])?;
+        let state = match x.h0 {
+            Some(h) => elementwise::scale(h, 1.0)?,
+            None => Tensor::zeros(&dev, &[s.batch, s.heads, s.dk, s.dv])?,
+        };
+        let out = self.recurrent(x, &state)?;
+        Ok((out, state))
+    }
+}
+
+pub(crate) fn variants() -> Vec<KernelKey> {
+    let mut v = Vec::new();
+    let short = ChunkedAttention {
+        chunk: 16,
+        ..Default::default()
+    };
+    for c in [ChunkedAttention::default(), short] {
+        for d in DecayKind::ALL {
+            v.push(c.key::<la::LaCumulate>(d, false));
+            v.push(c.key::<la::LaRecurrent>(d, false));
+            v.push(c.key::<la::LaDgate>(d, false));
+            for bw in [false, true] {
+                v.push(c.key::<la::LaChunkMap>(d, bw));
+                v.push(c.key::<la::LaCarry>(d, bw));
+                v.push(c.key::<la::LaIntraScores>(d, bw));
+                v.push(c.key::<la::LaIntraValues>(d, bw));
+            }
+        }
+    }
+    v
+}
