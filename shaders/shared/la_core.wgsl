@@ -14,7 +14,7 @@
 // exponentiated: all ≤ 0 for decays α ≤ 1, so no term overflows however
 // strong the decay or long the chunk.
 //
-// Shared by the entry points of linear_attention.wgsl.
+// Shared by linear_attention.wgsl and la_chunk.wgsl.
 
 #define CH 64u
 
@@ -67,30 +67,3 @@ fn cum(b: u32, h: u32, t: u32, k: u32) -> f32 {
     return v;
 }
 #endif
-
-// The chunk's intra-chunk direction. The forward (and dq) pairs each row t
-// with the steps s ≤ t before it, weight e^{b_t − b_s}, and the state
-// entering the chunk with weight e^{b_t}. BACKWARD (dk, dv) pairs each row
-// s with the steps t ≥ s after it, weight e^{b_t − b_s}, and the gradient of
-// the state leaving the chunk with weight e^{b_C − b_s}.
-fn pairs(r: u32, s: u32) -> bool {
-#ifdef BACKWARD
-    return s >= r;
-#else
-    return s <= r;
-#endif
-}
-fn pair_weight(br: f32, bs: f32) -> f32 {
-#ifdef BACKWARD
-    return exp(bs - br);
-#else
-    return exp(br - bs);
-#endif
-}
-fn edge_weight(br: f32, blast: f32) -> f32 {
-#ifdef BACKWARD
-    return exp(blast - br);
-#else
-    return exp(br);
-#endif
-}

@@ -5,8 +5,10 @@
 //! cargo run --release -p recur-bench -- gemm --json gemm.json
 //! cargo run --release -p recur-bench -- scan --json scan.json
 //! cargo run --release -p recur-bench -- dispatch
+//! cargo run --release -p recur-bench -- attention --quick
 //! ```
 
+mod attention;
 mod dispatch;
 mod mamba;
 mod record;
@@ -50,6 +52,9 @@ enum Suite {
     Dispatch,
     /// Mamba's selective scan (forward, forward+backward) and a Mamba block.
     Mamba,
+    /// Chunked linear attention (linear, RetNet, Mamba-2's SSD, GLA),
+    /// forward, forward+backward and the recurrent form.
+    Attention,
     /// Every suite.
     All,
 }
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Suite::Scan => scan::scan(&dev, cli.runs, cli.quick)?,
         Suite::Dispatch => dispatch::dispatch(&dev, cli.runs)?,
         Suite::Mamba => mamba::mamba(&dev, cli.runs, cli.quick)?,
+        Suite::Attention => attention::attention(&dev, cli.runs, cli.quick)?,
         Suite::All => {
             let mut r = suites::peak(&dev, cli.runs)?;
             r.extend(suites::gemm(&dev, cli.runs, cli.quick)?);
@@ -72,6 +78,7 @@ fn main() -> anyhow::Result<()> {
             r.extend(scan::scan(&dev, cli.runs, cli.quick)?);
             r.extend(dispatch::dispatch(&dev, cli.runs)?);
             r.extend(mamba::mamba(&dev, cli.runs, cli.quick)?);
+            r.extend(attention::attention(&dev, cli.runs, cli.quick)?);
             r
         }
     };

@@ -72,7 +72,7 @@ pub struct GemmCase {
 }
 
 impl GemmCase {
-    fn new(shape: (usize, usize, usize), kernel: GemmKernel) -> Self {
+    pub(crate) fn new(shape: (usize, usize, usize), kernel: GemmKernel) -> Self {
         Self {
             shape,
             kernel,

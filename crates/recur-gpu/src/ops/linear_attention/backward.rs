@@ -1,9 +1,10 @@
 //! The chunked form's backward: the reverse chunk maps and carry give the
-//! gradient of every chunk's leaving state; the score pass gives dv, the
-//! value pass dq and dk; the decay's gradient follows from those.
+//! gradient of every chunk's leaving state; the scores of dout against v
+//! give dq and dk, the forward's scores dv; the decay's gradient follows
+//! from dq and dk.
 
-use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, FLAG_GRAD, FLAG_START, KB, VB};
-use crate::bindings::linear_attention as la;
+use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, FLAG_GRAD, FLAG_START};
+use crate::bindings::{la_chunk as ch, linear_attention as la};
 use crate::error::{check_shape, Result};
 use crate::ops::{all_f32, device_of};
 use crate::tensor::{DType, Tensor};
@@ -27,7 +28,7 @@ pub struct LaGrads {
 impl ChunkedAttention {
     /// Gradients of [`ChunkedAttention::forward`] (run with the same inputs
     /// and settings) for upstream `dout` (like v) and `d_last` (B, H, d_k,
-    /// d_v). Five dispatches, six with a learnable decay.
+    /// d_v). Six dispatches, seven with a learnable decay.
     pub fn backward(
         &self,
         x: &LaInputs,
@@ -37,7 +38,7 @@ impl ChunkedAttention {
     ) -> Result<LaGrads> {
         let op = "linear_attention_backward";
         let s = dims(op, x, self.layout)?;
-        let mut all = vec![x.q, dout, &fwd.chunk_states, &fwd.last_state];
+        let mut all = vec![x.q, dout, &fwd.chunk_states, &fwd.last_state, &fwd.scores];
         all.extend(d_last);
         let dev = device_of(op, &all)?;
         all_f32(op, &all)?;
@@ -50,38 +51,30 @@ impl ChunkedAttention {
         let flags = if d_last.is_some() { FLAG_START } else { 0 };
         let p = self.params(op, &dev, &s, &x.decay, flags)?;
         let k = p.chunks as usize;
+        let bh = s.batch * s.heads;
         check_shape(
             op,
             &[s.batch, s.heads, k, s.dk, s.dv],
             fwd.chunk_states.shape(),
         )?;
+        check_shape(op, &[bh * k, self.chunk, self.chunk], fwd.scores.shape())?;
         let kind = x.decay.kind();
         let gcb = fwd.cum_decay.as_ref().unwrap_or(x.q);
         let lg = match x.decay {
             Decay::Head(g) => g,
             _ => x.q,
         };
-        let bh = s.batch * s.heads;
         let dstates = dev.alloc(op, fwd.chunk_states.shape(), DType::F32)?;
         let dh0 = dev.alloc(op, &state_shape, DType::F32)?;
-        let map = la::LaChunkMap {
+        let map = ch::LaMap {
             lg: lg.into(),
             gc: gcb.into(),
             xs: x.q.into(),
             zs: dout.into(),
             sums: (&dstates).into(),
         };
-        let map_groups = [
-            (s.dk.div_ceil(64) * s.dv.div_ceil(VB)) as u32,
-            p.chunks,
-            bh as u32,
-        ];
-        dev.launch(
-            &self.key::<la::LaChunkMap>(kind, true),
-            &p,
-            &map,
-            map_groups,
-        )?;
+        let groups = self.blocks(&p, s.dk.div_ceil(8) * s.dv.div_ceil(8));
+        dev.launch(&self.key::<ch::LaMap>(kind, true), &p, &map, groups)?;
         let carry = la::LaCarry {
             lg: lg.into(),
             gc: gcb.into(),
@@ -90,47 +83,48 @@ impl ChunkedAttention {
             fin: (&dh0).into(),
         };
         let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
-        dev.launch(
-            &self.key::<la::LaCarry>(kind, true),
-            &p,
-            &carry,
-            carry_groups,
-        )?;
-        let dv = dev.alloc(op, x.v.shape(), DType::F32)?;
-        let scores = la::LaIntraScores {
+        let key = self.key::<la::LaCarry>(kind, true);
+        dev.launch(&key, &p, &carry, carry_groups)?;
+        let nb = self.chunk / 8;
+        let dscores = dev.alloc(op, fwd.scores.shape(), DType::F32)?;
+        let bind = ch::LaScores {
             lg: lg.into(),
             gc: gcb.into(),
-            xs: x.k.into(),
-            ys: x.q.into(),
-            zs: dout.into(),
-            sums: (&dstates).into(),
-            out: (&dv).into(),
+            xs: dout.into(),
+            ys: x.v.into(),
+            att: (&dscores).into(),
         };
-        let groups = [s.dv.div_ceil(VB) as u32, p.chunks, bh as u32];
-        dev.launch(
-            &self.key::<la::LaIntraScores>(kind, true),
-            &p,
-            &scores,
-            groups,
-        )?;
+        let key = self.key::<ch::LaScores>(kind, true);
+        dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
-        let groups = [s.dk.div_ceil(KB) as u32, p.chunks, bh as u32];
-        for (backward, rows, paired, values, states, out) in [
-            (false, dout, x.v, x.k, &fwd.chunk_states, &dq),
-            (true, x.v, dout, x.q, &dstates, &dk),
+        let dv = dev.alloc(op, x.v.shape(), DType::F32)?;
+        // (columns, d(q·k), scores, x, z, states, out, width)
+        for (backward, grad, att, xs, zs, st, out, w) in [
+            (true, false, &fwd.scores, x.k, dout, &dstates, &dv, s.dv),
+            (
+                false,
+                true,
+                &dscores,
+                dout,
+                x.k,
+                &fwd.chunk_states,
+                &dq,
+                s.dk,
+            ),
+            (true, true, &dscores, x.v, x.q, &dstates, &dk, s.dk),
         ] {
-            let bind = la::LaIntraValues {
+            let bind = ch::LaApply {
                 lg: lg.into(),
                 gc: gcb.into(),
-                xs: rows.into(),
-                ys: paired.into(),
-                zs: values.into(),
-                sums: states.into(),
+                att: att.into(),
+                xs: xs.into(),
+                zs: zs.into(),
+                st: st.into(),
                 out: out.into(),
             };
-            let key = self.key::<la::LaIntraValues>(kind, backward);
-            dev.launch(&key, &p, &bind, groups)?;
+            let key = self.key::<ch::LaApply>(kind, backward).flag("GRADQK", grad);
+            dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;
         }
         let ddecay = match x.decay {
             Decay::Scalar(g) | Decay::Vector(g) => {

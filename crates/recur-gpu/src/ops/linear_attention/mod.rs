@@ -12,11 +12,12 @@
 //! runs the recurrence itself ([`ChunkedAttention::recurrent`]).
 
 mod backward;
+mod recurrent;
 
 pub use backward::LaGrads;
 
-use super::{all_f32, device_of, elementwise, u32_of};
-use crate::bindings::{la_core::Params, linear_attention as la};
+use super::{all_f32, device_of, u32_of};
+use crate::bindings::{la_chunk as ch, la_core::Params, linear_attention as la};
 use crate::device::Device;
 use crate::error::{check_shape, Error, Result};
 use crate::kernel::KernelKey;
@@ -24,10 +25,6 @@ use crate::tensor::{DType, Tensor};
 
 const FLAG_START: u32 = 1;
 const FLAG_GRAD: u32 = 2;
-/// Value columns per workgroup of the score pass (`VB` in the shader).
-const VB: usize = 64;
-/// Key columns per workgroup of the value pass (`KB`).
-const KB: usize = 64;
 
 /// The decay α_t, as log α (≤ 0 for a decay; 0 is none).
 #[derive(Clone, Copy, Debug)]
@@ -123,8 +120,9 @@ pub struct LaInputs<'a> {
 /// How the chunked form runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkedAttention {
-    /// Steps per chunk (1..=64): the intra-chunk work grows with it, the
-    /// number of stored chunk states (B·H·d_k·d_v each) shrinks.
+    /// Steps per chunk (a multiple of 8 up to 64): the intra-chunk work grows
+    /// with it, the number of stored chunk states (B·H·d_k·d_v each)
+    /// shrinks.
     pub chunk: usize,
     /// Layout of q, k, v, the decays and the output.
     pub layout: LaLayout,
@@ -149,6 +147,9 @@ pub struct LaOutput {
     /// (B, H, K, d_k, d_v): the state entering each of the K chunks, what
     /// the backward reads.
     pub chunk_states: Tensor,
+    /// (B·H·K, C, C): each chunk's causal scores Σ_k q_tk k_sk e^{b_tk − b_sk}
+    /// (lower triangle), what the backward reads.
+    pub scores: Tensor,
     /// (B, H, T, W): the cumulative log-decays within each chunk (W = 1 or
     /// d_k; absent for [`Decay::None`] and [`Decay::Head`]).
     pub cum_decay: Option<Tensor>,
@@ -215,23 +216,24 @@ impl ChunkedAttention {
         decay: &Decay,
         flags: u32,
     ) -> Result<Params> {
-        if !(1..=64).contains(&self.chunk) {
+        if !(8..=64).contains(&self.chunk) || self.chunk % 8 != 0 {
             return Err(Error::InvalidArgument {
                 op,
-                what: format!("chunk must be in 1..=64, got {}", self.chunk),
+                what: format!("chunk must be 8, 16, .., 64, got {}", self.chunk),
             });
         }
         let lim = dev.info().limits.max_compute_workgroups_per_dimension as usize;
         let chunks = s.len.div_ceil(self.chunk);
         let bh = s.batch * s.heads;
         u32_of(op, "chunk states", bh * chunks * s.dk * s.dv)?;
+        u32_of(op, "chunk scores", bh * chunks * self.chunk * self.chunk)?;
         for (what, n) in [
             ("chunks", chunks),
             ("batch · heads", bh),
             ("d_k · d_v / 64", (s.dk * s.dv).div_ceil(64)),
             (
-                "key and value blocks",
-                s.dk.div_ceil(64) * s.dv.div_ceil(VB),
+                "8x8 blocks per chunk / 8",
+                (s.dk.div_ceil(8) * s.dv.div_ceil(8)).div_ceil(8),
             ),
         ] {
             if n > lim {
@@ -278,6 +280,11 @@ impl ChunkedAttention {
         })
     }
 
+    /// Workgroups of eight invocations for `n` blocks per chunk and head.
+    pub(crate) fn blocks(&self, p: &Params, n: usize) -> [u32; 3] {
+        [n.div_ceil(8) as u32, p.chunks, p.batch * p.heads]
+    }
+
     pub(crate) fn key<'a, B: crate::bindings::Bindings<'a>>(
         &self,
         decay: DecayKind,
@@ -317,7 +324,7 @@ impl ChunkedAttention {
         Ok(Some(gc))
     }
 
-    /// The chunked forward: four dispatches (three without a scalar or
+    /// The chunked forward: five dispatches (four without a scalar or
     /// vector decay); nothing waits on the GPU.
     pub fn forward(&self, x: &LaInputs) -> Result<LaOutput> {
         let op = "linear_attention";
@@ -335,21 +342,23 @@ impl ChunkedAttention {
         let k = p.chunks as usize;
         let states = dev.alloc(op, &[s.batch, s.heads, k, s.dk, s.dv], DType::F32)?;
         let last = dev.alloc(op, &[s.batch, s.heads, s.dk, s.dv], DType::F32)?;
+        let scores = dev.alloc(op, &[bh * k, self.chunk, self.chunk], DType::F32)?;
         let out = dev.alloc(op, x.v.shape(), DType::F32)?;
-        let map = la::LaChunkMap {
+        let kind = x.decay.kind();
+        let map = ch::LaMap {
             lg: lg.into(),
             gc: gcb.into(),
             xs: x.k.into(),
             zs: x.v.into(),
             sums: (&states).into(),
         };
-        let map_groups = [
-            (s.dk.div_ceil(64) * s.dv.div_ceil(VB)) as u32,
-            p.chunks,
-            bh as u32,
-        ];
-        let key = self.key::<la::LaChunkMap>(x.decay.kind(), false);
-        dev.launch(&key, &p, &map, map_groups)?;
+        let key = self.key::<ch::LaMap>(kind, false);
+        dev.launch(
+            &key,
+            &p,
+            &map,
+            self.blocks(&p, s.dk.div_ceil(8) * s.dv.div_ceil(8)),
+        )?;
         let carry = la::LaCarry {
             lg: lg.into(),
             gc: gcb.into(),
@@ -358,71 +367,36 @@ impl ChunkedAttention {
             fin: (&last).into(),
         };
         let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
-        let key = self.key::<la::LaCarry>(x.decay.kind(), false);
+        let key = self.key::<la::LaCarry>(kind, false);
         dev.launch(&key, &p, &carry, carry_groups)?;
-        let scores = la::LaIntraScores {
+        let nb = self.chunk / 8;
+        let bind = ch::LaScores {
             lg: lg.into(),
             gc: gcb.into(),
             xs: x.q.into(),
             ys: x.k.into(),
+            att: (&scores).into(),
+        };
+        let key = self.key::<ch::LaScores>(kind, false);
+        dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
+        let bind = ch::LaApply {
+            lg: lg.into(),
+            gc: gcb.into(),
+            att: (&scores).into(),
+            xs: x.q.into(),
             zs: x.v.into(),
-            sums: (&states).into(),
+            st: (&states).into(),
             out: (&out).into(),
         };
-        let groups = [s.dv.div_ceil(VB) as u32, p.chunks, bh as u32];
-        let key = self.key::<la::LaIntraScores>(x.decay.kind(), false);
-        dev.launch(&key, &p, &scores, groups)?;
+        let key = self.key::<ch::LaApply>(kind, false);
+        dev.launch(&key, &p, &bind, self.blocks(&p, nb * s.dv.div_ceil(8)))?;
         Ok(LaOutput {
             out,
             last_state: last,
             chunk_states: states,
+            scores,
             cum_decay: gc,
         })
-    }
-
-    /// The recurrent form: runs the T steps one after another from `state`
-    /// (B, H, d_k, d_v), which it updates in place, and returns the outputs.
-    /// `x.h0` is ignored (the state is the start). One dispatch.
-    pub fn recurrent(&self, x: &LaInputs, state: &Tensor) -> Result<Tensor> {
-        let op = "linear_attention_recurrent";
-        let s = dims(op, x, self.layout)?;
-        let dev = device_of(op, &[x.q, x.k, x.v, state])?;
-        check_shape(op, &[s.batch, s.heads, s.dk, s.dv], state.shape())?;
-        let p = self.params(op, &dev, &s, &x.decay, 0)?;
-        let out = dev.alloc(op, x.v.shape(), DType::F32)?;
-        let g = x.decay.tensor().unwrap_or(x.q);
-        let bind = la::LaRecurrent {
-            lg: g.into(),
-            gc: x.q.into(),
-            q: x.q.into(),
-            k: x.k.into(),
-            v: x.v.into(),
-            g: g.into(),
-            state: state.into(),
-            out: (&out).into(),
-        };
-        let groups = [s.dv.div_ceil(64) as u32, (s.batch * s.heads) as u32, 1];
-        dev.launch(
-            &self.key::<la::LaRecurrent>(x.decay.kind(), false),
-            &p,
-            &bind,
-            groups,
-        )?;
-        Ok(out)
-    }
-
-    /// The recurrent form from `x.h0` (zeros when absent): (outputs, final
-    /// state).
-    pub fn recurrent_from_start(&self, x: &LaInputs) -> Result<(Tensor, Tensor)> {
-        let op = "linear_attention_recurrent";
-        let s = dims(op, x, self.layout)?;
-        let dev = device_of(op, &[x.q])?;
-        let state = match x.h0 {
-            Some(h) => elementwise::scale(h, 1.0)?,
-            None => Tensor::zeros(&dev, &[s.batch, s.heads, s.dk, s.dv])?,
-        };
-        let out = self.recurrent(x, &state)?;
-        Ok((out, state))
     }
 }
 
@@ -438,10 +412,12 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             v.push(c.key::<la::LaRecurrent>(d, false));
             v.push(c.key::<la::LaDgate>(d, false));
             for bw in [false, true] {
-                v.push(c.key::<la::LaChunkMap>(d, bw));
+                v.push(c.key::<ch::LaMap>(d, bw));
                 v.push(c.key::<la::LaCarry>(d, bw));
-                v.push(c.key::<la::LaIntraScores>(d, bw));
-                v.push(c.key::<la::LaIntraValues>(d, bw));
+                v.push(c.key::<ch::LaScores>(d, bw));
+                for grad in [false, true] {
+                    v.push(c.key::<ch::LaApply>(d, bw).flag("GRADQK", grad));
+                }
             }
         }
     }

@@ -1,0 +1,379 @@
+// The chunked form's products (shared/la_core.wgsl has the recurrence and
+// the chunked form), each invocation one 8x8 register block
+// (shared/la_block.wgsl) of one chunk of one head: workgroup (blocks / 8,
+// chunk, b·H + h). CH is a multiple of 8.
+//   la_map     U = Σ_s (k_s ⊙ e^{b_C − b_s}) v_sᵀ (d_k × d_v); BACKWARD:
+//              Σ_t (q_t ⊙ e^{b_t}) do_tᵀ, the chunk's share of dS₀.
+//   la_scores  the chunk's causal scores (CH × CH, lower triangle):
+//              A_ts = Σ_k q_tk k_sk e^{b_tk − b_sk}; BACKWARD: P_ts = do_t · v_s
+//              (times e^{b_t − b_s} for scalar decays; a vector decay is
+//              applied where P is used).
+//   la_apply   out_r = Σ_s M_rs z_s + edge-weighted X_r · state, with
+//              M = A, z = v, X = q: the output (rows: s ≤ r); BACKWARD
+//              (columns: s ≥ r, M transposed): M = A, z = dout, X = k: dv.
+//              With GRADQK: M = P, z = k, X = dout: dq; BACKWARD: M = P,
+//              z = q, X = v: dk.
+// A vector decay inside a product is factored around a reference step
+// between the paired ones (the block's first row, or its last for
+// BACKWARD), so both factors are ≤ 1; the 8x8 diagonal block, whose pairs
+// straddle any reference, takes one exp per pair instead.
+
+#import la_core
+#import la_block
+
+fn clamp_t(t: u32) -> u32 { return min(t, p.len - 1u); }
+// b at step t (clamped into the sequence) and key index k (clamped to d_k).
+fn cumc(b: u32, h: u32, t: u32, k: u32) -> f32 { return cum(b, h, clamp_t(t), min(k, p.dk - 1u)); }
+// b of one step at keys k..k+8.
+fn cum_keys(b: u32, h: u32, t: u32, k: u32) -> V8 {
+    return V8(vec4<f32>(cumc(b, h, t, k), cumc(b, h, t, k + 1u), cumc(b, h, t, k + 2u), cumc(b, h, t, k + 3u)),
+              vec4<f32>(cumc(b, h, t, k + 4u), cumc(b, h, t, k + 5u), cumc(b, h, t, k + 6u), cumc(b, h, t, k + 7u)));
+}
+// b of steps t..t+8 at key k.
+fn cum_steps(b: u32, h: u32, t: u32, k: u32) -> V8 {
+    return V8(vec4<f32>(cumc(b, h, t, k), cumc(b, h, t + 1u, k), cumc(b, h, t + 2u, k), cumc(b, h, t + 3u, k)),
+              vec4<f32>(cumc(b, h, t + 4u, k), cumc(b, h, t + 5u, k), cumc(b, h, t + 6u, k), cumc(b, h, t + 7u, k)));
+}
+
+// Where chunk c of head bh starts and how many steps it has.
+struct Chunk { b: u32, h: u32, bh: u32, c: u32, t0: u32, count: u32, last: u32 }
+
+fn chunk_of(c: u32, bh: u32) -> Chunk {
+    let t0 = c * CH;
+    let last = chunk_last(c);
+    return Chunk(bh / p.heads, bh % p.heads, bh, c, t0, last + 1u - t0, last);
+}
+
+#ifdef LA_MAP
+@group(0) @binding(3) var<storage, read> xs: array<f32>;         // key width: k / q (BACKWARD)
+@group(0) @binding(4) var<storage, read> zs: array<f32>;         // value width: v / dout
+@group(0) @binding(5) var<storage, read_write> sums: array<f32>; // (B, H, K, d_k, d_v)
+
+fn x_at(ch: Chunk, t: u32, k: u32) -> f32 {
+    if t < p.len && k < p.dk { return xs[kat(ch.b, ch.h, t, k)]; }
+    return 0.0;
+}
+fn z_at(ch: Chunk, t: u32, v: u32) -> f32 {
+    if t < p.len && v < p.dv { return zs[vat(ch.b, ch.h, t, v)]; }
+    return 0.0;
+}
+fn x_keys(ch: Chunk, t: u32, k: u32) -> V8 {
+    return V8(vec4<f32>(x_at(ch, t, k), x_at(ch, t, k + 1u), x_at(ch, t, k + 2u), x_at(ch, t, k + 3u)),
+              vec4<f32>(x_at(ch, t, k + 4u), x_at(ch, t, k + 5u), x_at(ch, t, k + 6u), x_at(ch, t, k + 7u)));
+}
+fn z_values(ch: Chunk, t: u32, v: u32) -> V8 {
+    return V8(vec4<f32>(z_at(ch, t, v), z_at(ch, t, v + 1u), z_at(ch, t, v + 2u), z_at(ch, t, v + 3u)),
+              vec4<f32>(z_at(ch, t, v + 4u), z_at(ch, t, v + 5u), z_at(ch, t, v + 6u), z_at(ch, t, v + 7u)));
+}
+
+// One invocation per 8x8 block (keys k0.., values v0..) of the map.
+@compute @workgroup_size(8)
+fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let vblocks = (p.dv + 7u) / 8u;
+    if gid.x >= ((p.dk + 7u) / 8u) * vblocks { return; }
+    let k0 = (gid.x / vblocks) * 8u;
+    let v0 = (gid.x % vblocks) * 8u;
+    let ch = chunk_of(wid.y, wid.z);
+    let blast = cum_keys(ch.b, ch.h, ch.last, k0);
+    var acc = Blk();
+    for (var t = ch.t0; t <= ch.last; t++) {
+        let bt = cum_keys(ch.b, ch.h, t, k0);
+#ifdef BACKWARD
+        let w = v8_exp(bt);
+#else
+        let w = v8_exp(v8_sub(blast, bt));
+#endif
+        acc = upd(acc, v8_mul(x_keys(ch, t, k0), w), z_values(ch, t, v0));
+    }
+    for (var i = 0u; i < 8u; i++) {
+        let row = blk_row(acc, i);
+        let k = k0 + i;
+        for (var j = 0u; j < 8u; j++) {
+            let v = v0 + j;
+            if k < p.dk && v < p.dv {
+                sums[state_at(ch.bh, ch.c, k, v)] = v8_get(row, j);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef LA_SCORES
+@group(0) @binding(3) var<storage, read> xs: array<f32>;        // rows t: q / dout (BACKWARD)
+@group(0) @binding(4) var<storage, read> ys: array<f32>;        // columns s: k / v
+@group(0) @binding(5) var<storage, read_write> att: array<f32>; // (B·H·K, CH, CH)
+
+// The operands' width and element at (t, i).
+fn width() -> u32 {
+#ifdef BACKWARD
+    return p.dv;
+#else
+    return p.dk;
+#endif
+}
+fn at(b: u32, h: u32, t: u32, i: u32) -> u32 {
+#ifdef BACKWARD
+    return vat(b, h, t, i);
+#else
+    return kat(b, h, t, i);
+#endif
+}
+fn x_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return xs[at(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn y_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return ys[at(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn x_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(x_at(ch, t, i), x_at(ch, t + 1u, i), x_at(ch, t + 2u, i), x_at(ch, t + 3u, i)),
+              vec4<f32>(x_at(ch, t + 4u, i), x_at(ch, t + 5u, i), x_at(ch, t + 6u, i), x_at(ch, t + 7u, i)));
+}
+fn y_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(y_at(ch, t, i), y_at(ch, t + 1u, i), y_at(ch, t + 2u, i), y_at(ch, t + 3u, i)),
+              vec4<f32>(y_at(ch, t + 4u, i), y_at(ch, t + 5u, i), y_at(ch, t + 6u, i), y_at(ch, t + 7u, i)));
+}
+
+// One invocation per 8x8 block (rows r0.., columns s0..) on or below the
+// diagonal.
+@compute @workgroup_size(8)
+fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let nb = CH / 8u;
+    if gid.x >= nb * nb { return; }
+    let rb = gid.x / nb;
+    let sb = gid.x % nb;
+    let ch = chunk_of(wid.y, wid.z);
+    if sb > rb || rb * 8u >= ch.count { return; }
+    let tr = ch.t0 + rb * 8u;
+    let ts = ch.t0 + sb * 8u;
+    var acc = Blk();
+#ifdef DECAY_VECTOR
+#ifndef BACKWARD
+    if sb < rb {
+        for (var k = 0u; k < p.dk; k++) {
+            let bref = cumc(ch.b, ch.h, tr, k);
+            let x = v8_mul(x_steps(ch, tr, k), v8_exp(v8_sub(cum_steps(ch.b, ch.h, tr, k), v8_splat(bref))));
+            let y = v8_mul(y_steps(ch, ts, k), v8_exp(v8_sub(v8_splat(bref), cum_steps(ch.b, ch.h, ts, k))));
+            acc = upd(acc, x, y);
+        }
+    } else {
+        for (var k = 0u; k < p.dk; k++) {
+            let one = upd(Blk(), x_steps(ch, tr, k), y_steps(ch, ts, k));
+            acc = add_blk(acc, decay_blk(one, cum_steps(ch.b, ch.h, tr, k), cum_steps(ch.b, ch.h, ts, k)));
+        }
+    }
+#else
+    for (var i = 0u; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+#endif
+#else
+    for (var i = 0u; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+    acc = decay_blk(acc, cum_steps(ch.b, ch.h, tr, 0u), cum_steps(ch.b, ch.h, ts, 0u));
+#endif
+    if sb == rb { acc = lower_blk(acc); }
+    let base = (ch.bh * p.chunks + ch.c) * CH;
+    for (var i = 0u; i < 8u; i++) {
+        let row = blk_row(acc, i);
+        let o = (base + rb * 8u + i) * CH + sb * 8u;
+        att[o] = row.lo.x; att[o + 1u] = row.lo.y; att[o + 2u] = row.lo.z; att[o + 3u] = row.lo.w;
+        att[o + 4u] = row.hi.x; att[o + 5u] = row.hi.y; att[o + 6u] = row.hi.z; att[o + 7u] = row.hi.w;
+    }
+}
+#endif
+
+#ifdef LA_APPLY
+@group(0) @binding(3) var<storage, read> att: array<f32>;       // (B·H·K, CH, CH): A, or P with GRADQK
+@group(0) @binding(4) var<storage, read> xs: array<f32>;        // q / k (BACKWARD); GRADQK: dout / v
+@group(0) @binding(5) var<storage, read> zs: array<f32>;        // v / dout; GRADQK: k / q
+@group(0) @binding(6) var<storage, read> st: array<f32>;        // (B, H, K, d_k, d_v): entering states / leaving-state gradients
+@group(0) @binding(7) var<storage, read_write> out: array<f32>; // like z: o / dv; GRADQK: dq / dk
+
+// Widths of z (and the output) and of X, and their elements.
+fn n_width() -> u32 {
+#ifdef GRADQK
+    return p.dk;
+#else
+    return p.dv;
+#endif
+}
+fn m_width() -> u32 {
+#ifdef GRADQK
+    return p.dv;
+#else
+    return p.dk;
+#endif
+}
+fn z_index(ch: Chunk, t: u32, n: u32) -> u32 {
+#ifdef GRADQK
+    return kat(ch.b, ch.h, t, n);
+#else
+    return vat(ch.b, ch.h, t, n);
+#endif
+}
+fn z_at(ch: Chunk, t: u32, n: u32) -> f32 {
+    if t < p.len && n < n_width() { return zs[z_index(ch, t, n)]; }
+    return 0.0;
+}
+fn x_at(ch: Chunk, t: u32, m: u32) -> f32 {
+    if t >= p.len { return 0.0; }
+#ifdef GRADQK
+    return xs[vat(ch.b, ch.h, t, m)];
+#else
+    return xs[kat(ch.b, ch.h, t, m)];
+#endif
+}
+// Element (m, n) of the state as X's right operand: S[k, v] = (m, n), or
+// (n, m) with GRADQK.
+fn y_at(ch: Chunk, m: u32, n: u32) -> f32 {
+    if n >= n_width() { return 0.0; }
+#ifdef GRADQK
+    return st[state_at(ch.bh, ch.c, n, m)];
+#else
+    return st[state_at(ch.bh, ch.c, m, n)];
+#endif
+}
+fn z_row(ch: Chunk, t: u32, n: u32) -> V8 {
+    return V8(vec4<f32>(z_at(ch, t, n), z_at(ch, t, n + 1u), z_at(ch, t, n + 2u), z_at(ch, t, n + 3u)),
+              vec4<f32>(z_at(ch, t, n + 4u), z_at(ch, t, n + 5u), z_at(ch, t, n + 6u), z_at(ch, t, n + 7u)));
+}
+fn x_steps(ch: Chunk, t: u32, m: u32) -> V8 {
+    return V8(vec4<f32>(x_at(ch, t, m), x_at(ch, t + 1u, m), x_at(ch, t + 2u, m), x_at(ch, t + 3u, m)),
+              vec4<f32>(x_at(ch, t + 4u, m), x_at(ch, t + 5u, m), x_at(ch, t + 6u, m), x_at(ch, t + 7u, m)));
+}
+fn y_row(ch: Chunk, m: u32, n: u32) -> V8 {
+    return V8(vec4<f32>(y_at(ch, m, n), y_at(ch, m, n + 1u), y_at(ch, m, n + 2u), y_at(ch, m, n + 3u)),
+              vec4<f32>(y_at(ch, m, n + 4u), y_at(ch, m, n + 5u), y_at(ch, m, n + 6u), y_at(ch, m, n + 7u)));
+}
+// The scores of rows r0..r0+8 against step s of the chunk: M[r, s], or
+// M[s, r] for BACKWARD.
+fn m_rows(ch: Chunk, r0: u32, s: u32) -> V8 {
+    let base = (ch.bh * p.chunks + ch.c) * CH;
+#ifdef BACKWARD
+    let o = (base + s) * CH + r0;
+    return V8(vec4<f32>(att[o], att[o + 1u], att[o + 2u], att[o + 3u]),
+              vec4<f32>(att[o + 4u], att[o + 5u], att[o + 6u], att[o + 7u]));
+#else
+    let o = (base + r0) * CH + s;
+    return V8(vec4<f32>(att[o], att[o + CH], att[o + 2u * CH], att[o + 3u * CH]),
+              vec4<f32>(att[o + 4u * CH], att[o + 5u * CH], att[o + 6u * CH], att[o + 7u * CH]));
+#endif
+}
+// e^{sign · x}, clamped at 1, where sign pairs the rows with later (BACKWARD)
+// or earlier steps.
+fn toward(x: V8) -> V8 {
+#ifdef BACKWARD
+    return v8_exp(v8_min0(V8(-x.lo, -x.hi)));
+#else
+    return v8_exp(v8_min0(x));
+#endif
+}
+
+// One invocation per 8x8 block (rows r0.., columns n0..) of the output.
+@compute @workgroup_size(8)
+fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let nblocks = (n_width() + 7u) / 8u;
+    if gid.x >= (CH / 8u) * nblocks { return; }
+    let r0 = (gid.x / nblocks) * 8u;
+    let n0 = (gid.x % nblocks) * 8u;
+    let ch = chunk_of(wid.y, wid.z);
+    if r0 >= ch.count { return; }
+    let tr = ch.t0 + r0;
+    let near = min(r0 + 8u, ch.count);
+    var acc = Blk();
+#ifdef GRADQK
+#ifdef DECAY_VECTOR
+    // Steps outside the block, factored around the reference step.
+#ifdef BACKWARD
+    let tref = ch.t0 + near - 1u;
+    let far0 = near;
+    let far1 = ch.count;
+#else
+    let tref = tr;
+    let far0 = 0u;
+    let far1 = r0;
+#endif
+    let bref = cum_keys(ch.b, ch.h, tref, n0);
+    for (var s = far0; s < far1; s++) {
+        let ts = ch.t0 + s;
+        let w = toward(v8_sub(bref, cum_keys(ch.b, ch.h, ts, n0)));
+        acc = upd(acc, m_rows(ch, r0, s), v8_mul(z_row(ch, ts, n0), w));
+    }
+    var brows = Blk();
+    for (var i = 0u; i < 8u; i++) {
+        let br = cum_keys(ch.b, ch.h, tr + i, n0);
+        brows = blk_set_row(brows, i, br);
+        acc = blk_set_row(acc, i, v8_mul(blk_row(acc, i), toward(v8_sub(br, bref))));
+    }
+    // The block's own steps, one exp per pair.
+    for (var s = r0; s < near; s++) {
+        let ts = ch.t0 + s;
+        let bs = cum_keys(ch.b, ch.h, ts, n0);
+        let one = upd(Blk(), m_rows(ch, r0, s), z_row(ch, ts, n0));
+        for (var i = 0u; i < 8u; i++) {
+            let w = toward(v8_sub(blk_row(brows, i), bs));
+            let row = blk_row(acc, i);
+            let add = v8_mul(blk_row(one, i), w);
+            acc = blk_set_row(acc, i, V8(row.lo + add.lo, row.hi + add.hi));
+        }
+    }
+#else
+#ifdef BACKWARD
+    for (var s = r0; s < ch.count; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+#else
+    for (var s = 0u; s < near; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+#endif
+#endif
+#else
+#ifdef BACKWARD
+    for (var s = r0; s < ch.count; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+#else
+    for (var s = 0u; s < near; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+#endif
+#endif
+    // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r}.
+    var it = Blk();
+    for (var m = 0u; m < m_width(); m++) {
+        var x = x_steps(ch, tr, m);
+#ifdef DECAY_VECTOR
+#ifndef GRADQK
+        let bm = cum_steps(ch.b, ch.h, tr, m);
+#ifdef BACKWARD
+        x = v8_mul(x, v8_exp(v8_min0(v8_sub(v8_splat(cumc(ch.b, ch.h, ch.last, m)), bm))));
+#else
+        x = v8_mul(x, v8_exp(v8_min0(bm)));
+#endif
+#endif
+#endif
+        it = upd(it, x, y_row(ch, m, n0));
+    }
+#ifdef DECAY_VECTOR
+#ifdef GRADQK
+    let blast = cum_keys(ch.b, ch.h, ch.last, n0);
+    for (var i = 0u; i < 8u; i++) {
+        let br = cum_keys(ch.b, ch.h, tr + i, n0);
+#ifdef BACKWARD
+        let w = v8_exp(v8_min0(v8_sub(blast, br)));
+#else
+        let w = v8_exp(v8_min0(br));
+#endif
+        it = blk_set_row(it, i, v8_mul(blk_row(it, i), w));
+    }
+#endif
+#else
+    let br = cum_steps(ch.b, ch.h, tr, 0u);
+#ifdef BACKWARD
+    it = scale_rows(it, v8_exp(v8_min0(v8_sub(v8_splat(cumc(ch.b, ch.h, ch.last, 0u)), br))));
+#else
+    it = scale_rows(it, v8_exp(v8_min0(br)));
+#endif
+#endif
+    acc = add_blk(acc, it);
+    for (var i = 0u; i < 8u; i++) {
+        let t = tr + i;
+        let row = blk_row(acc, i);
+        for (var j = 0u; j < 8u; j++) {
+            if r0 + i < ch.count && n0 + j < n_width() { out[z_index(ch, t, n0 + j)] = v8_get(row, j); }
+        }
+    }
+}
+#endif
