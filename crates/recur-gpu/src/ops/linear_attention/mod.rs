@@ -216,7 +216,7 @@ impl ChunkedAttention {
         decay: &Decay,
         flags: u32,
     ) -> Result<Params> {
-        if !(8..=64).contains(&self.chunk) || self.chunk % 8 != 0 {
+        if !(8..=64).contains(&self.chunk) || !self.chunk.is_multiple_of(8) {
             return Err(Error::InvalidArgument {
                 op,
                 what: format!("chunk must be 8, 16, .., 64, got {}", self.chunk),
