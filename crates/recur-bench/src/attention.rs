@@ -77,7 +77,7 @@ fn case(
         Ok(())
     })?;
     let state = Tensor::zeros(dev, &[b, h, dk, dv])?;
-    let rec = measure(dev, runs.min(3).max(1), 1, || {
+    let rec = measure(dev, runs, 1, || {
         la.recurrent(&x, &state)?;
         Ok(())
     })?;
