@@ -1,17 +1,17 @@
 // Elementwise kernels: activations and their backward, binary ops with a
-// trailing-dimension broadcast, affine scale, fill, and f32 <-> f16 casts.
+// broadcast of b over the axes before and after its own, affine scale, fill, and f32 <-> f16 casts.
 // N = elements of the output. Every entry loops with a grid stride, so any N
 // fits the adapter's workgroup-count limit.
 #import activations
 
 struct Params {
     n: u32,      // elements of the output
-    nb: u32,     // elements of the second operand (broadcast: b[i % nb])
+    nb: u32,     // elements of the second operand (broadcast: b[(i / inner) % nb])
     op: u32,     // activation code or binary op code
     _pad: u32,
     alpha: f32,
     beta: f32,
-    _pad1: u32,
+    inner: u32,  // elements of the output's axes after b's (1: b is trailing)
     _pad2: u32,
 }
 
@@ -97,7 +97,7 @@ fn unary_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 @compute @workgroup_size(256)
 fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     for (var i = gid.x; i < p.n; i += stride(nwg)) {
-        let bv = b[i % p.nb];
+        let bv = b[(i / p.inner) % p.nb];
         var r: f32;
         switch p.op {
             case 0u: { r = a[i] + p.alpha * bv; }

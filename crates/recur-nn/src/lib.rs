@@ -17,6 +17,7 @@ pub mod init;
 mod layers;
 mod linear;
 mod mamba;
+mod mamba2;
 mod mamba_lm;
 mod minrnn;
 mod module;
@@ -31,7 +32,8 @@ pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use layers::{Dropout, Embedding, LayerNorm, RmsNorm};
 pub use linear::{Linear, LinearConfig};
 pub use mamba::{Mamba, MambaConfig, MambaState};
-pub use mamba_lm::{MambaBlock, MambaLm, MambaLmConfig};
+pub use mamba2::{Mamba2, Mamba2Config, Mamba2State};
+pub use mamba_lm::{MambaBlock, MambaLm, MambaLmConfig, Mixer, MixerConfig};
 pub use minrnn::{MinCell, MinRnn, MinRnnBlock, MinRnnConfig};
 pub use module::{prefixed, Layer, Module, Sequential};
 pub use optim::{

@@ -20,6 +20,7 @@ fn params(
         n: u32_of(op, "elements", n)?,
         nb: u32_of(op, "elements", nb.max(1))?,
         op: code,
+        inner: 1,
         alpha,
         beta,
         ..Params::default()
@@ -164,23 +165,33 @@ pub fn activation_backward(x: &Tensor, dy: &Tensor, act: Activation) -> Result<T
 
 /// `a op b`, where b's shape equals a's or a trailing part of it (bias rows).
 pub fn binary(a: &Tensor, b: &Tensor, op: BinaryOp, alpha: f32) -> Result<Tensor> {
+    let axis = a.shape().len().saturating_sub(b.shape().len());
+    binary_at(a, b, op, alpha, axis)
+}
+
+/// `a op b` with b's shape equal to a's axes `axis..axis + b.rank()`: b is
+/// broadcast over a's axes before and after those (per-head values over
+/// (B, T, H, P) with `axis` 2, per-step values (B, T, H) with `axis` 0).
+pub fn binary_at(a: &Tensor, b: &Tensor, op: BinaryOp, alpha: f32, axis: usize) -> Result<Tensor> {
     let name = "binary";
     let dev = device_of(name, &[a, b])?;
     all_f32(name, &[a, b])?;
     let (sa, sb) = (a.shape(), b.shape());
-    if sb.len() > sa.len() || sa[sa.len() - sb.len()..] != *sb || (b.numel() == 0 && a.numel() != 0)
-    {
+    let end = axis + sb.len();
+    if end > sa.len() || sa[axis..end] != *sb || (b.numel() == 0 && a.numel() != 0) {
         return Err(Error::ShapeMismatch {
             op: name,
-            expected: format!("{sa:?} or a trailing part of it"),
+            expected: format!("axes {axis}..{end} of {sa:?}"),
             got: sb.to_vec(),
         });
     }
+    let inner: usize = sa[end..].iter().product();
     let c = dev.alloc(name, sa, DType::F32)?;
     if a.numel() == 0 {
         return Ok(c);
     }
-    let p = params(name, a.numel(), b.numel(), op as u32, alpha, 0.0)?;
+    let mut p = params(name, a.numel(), b.numel(), op as u32, alpha, 0.0)?;
+    p.inner = u32_of(name, "elements", inner)?;
     dev.launch(
         &KernelKey::of::<k::Binary>(),
         &p,

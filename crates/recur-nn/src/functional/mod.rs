@@ -11,8 +11,10 @@ use recur_gpu::{Error, Result, Rng, Tensor};
 
 use crate::autograd::{record, record1, Var};
 
+mod attention;
 mod mamba;
 
+pub use attention::{linear_attention, LinearAttentionVars, VarDecay};
 pub use mamba::{causal_conv1d, selective_scan, transpose, SelectiveScanVars};
 
 /// Sums `g` over the leading dimensions it has beyond `shape` (the
@@ -135,6 +137,24 @@ pub fn embedding(table: &Var, ids: &Tensor) -> Result<Var> {
 }
 
 fn binary(op: BinaryOp, a: &Var, b: &Var) -> Result<Var> {
+    let axis = a.shape().len().saturating_sub(b.shape().len());
+    binary_at(op, a, b, axis)
+}
+
+/// `g` summed over the axes of `a` outside `axis..axis + shape.len()`.
+fn sum_to_at(g: &Tensor, shape: &[usize], axis: usize) -> Result<Tensor> {
+    let inner: usize = g.shape()[(axis + shape.len()).min(g.shape().len())..]
+        .iter()
+        .product();
+    if inner == 1 {
+        return sum_to(g, shape);
+    }
+    let rows = g.numel() / inner;
+    let g = reduce::sum(&g.reshape(&[rows, inner])?, 1)?;
+    sum_to(&g.reshape(&[rows])?, shape)
+}
+
+fn binary_at(op: BinaryOp, a: &Var, b: &Var, axis: usize) -> Result<Var> {
     let name = match op {
         BinaryOp::Add => "add",
         BinaryOp::Sub => "sub",
@@ -147,16 +167,16 @@ fn binary(op: BinaryOp, a: &Var, b: &Var) -> Result<Var> {
             what: "division is not differentiable here yet".into(),
         });
     }
-    let y = elementwise::binary(a.value(), b.value(), op, 1.0)?;
+    let y = elementwise::binary_at(a.value(), b.value(), op, 1.0, axis)?;
     let (av, bv) = (a.value().clone(), b.value().clone());
     Ok(record1(name, &[a, b], y, move |g, needs| {
         let (da, db) = match op {
             BinaryOp::Mul => (
                 needs[0]
-                    .then(|| elementwise::binary(g, &bv, BinaryOp::Mul, 1.0))
+                    .then(|| elementwise::binary_at(g, &bv, BinaryOp::Mul, 1.0, axis))
                     .transpose()?,
                 needs[1]
-                    .then(|| sum_to(&elementwise::mul(g, &av)?, bv.shape()))
+                    .then(|| sum_to_at(&elementwise::mul(g, &av)?, bv.shape(), axis))
                     .transpose()?,
             ),
             _ => {
@@ -164,7 +184,7 @@ fn binary(op: BinaryOp, a: &Var, b: &Var) -> Result<Var> {
                 (
                     needs[0].then(|| g.clone()),
                     needs[1]
-                        .then(|| elementwise::scale(&sum_to(g, bv.shape())?, sign))
+                        .then(|| elementwise::scale(&sum_to_at(g, bv.shape(), axis)?, sign))
                         .transpose()?,
                 )
             }
@@ -186,6 +206,18 @@ pub fn sub(a: &Var, b: &Var) -> Result<Var> {
 /// `a ⊙ b`; `b` may have a trailing part of `a`'s shape (broadcast).
 pub fn mul(a: &Var, b: &Var) -> Result<Var> {
     binary(BinaryOp::Mul, a, b)
+}
+
+/// `a + b` with b's shape equal to a's axes `axis..axis + b.rank()`,
+/// broadcast over the others.
+pub fn add_at(a: &Var, b: &Var, axis: usize) -> Result<Var> {
+    binary_at(BinaryOp::Add, a, b, axis)
+}
+
+/// `a ⊙ b` with b's shape equal to a's axes `axis..axis + b.rank()`,
+/// broadcast over the others (per-head values over (B, T, H, P): axis 2).
+pub fn mul_at(a: &Var, b: &Var, axis: usize) -> Result<Var> {
+    binary_at(BinaryOp::Mul, a, b, axis)
 }
 
 /// `alpha · x`.
