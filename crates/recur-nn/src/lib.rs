@@ -9,6 +9,7 @@
 //! Mamba ([`Mamba`], [`MambaLm`]) on parallel scans; fused optimizers, clipping,
 //! truncated BPTT ([`tbptt`]) and atomic [`checkpoint`]s.
 
+pub mod attention;
 pub mod autograd;
 mod cell;
 pub mod checkpoint;
@@ -27,6 +28,10 @@ pub mod tasks;
 pub mod tbptt;
 pub mod text;
 
+pub use attention::{
+    AttentionState, GatedLinearAttention, GlaConfig, LinearAttention, LinearAttentionConfig,
+    Retention, RetentionConfig,
+};
 pub use autograd::{is_grad_enabled, no_grad, NoGradGuard, Var};
 pub use cell::{GruCell, LstmCell, RecurrentCell, RecurrentCellState, RnnCell};
 pub use layers::{Dropout, Embedding, LayerNorm, RmsNorm};
