@@ -31,6 +31,8 @@ use recur::nn::{
 
 #[path = "support/char_checkpoint.rs"]
 mod ckpt;
+#[path = "support/char_mixers.rs"]
+mod mixers;
 #[path = "support/char_model.rs"]
 mod model;
 #[path = "support/plot.rs"]
@@ -64,7 +66,9 @@ struct Args {
     /// Recurrent cell: lstm, gru or rnn (PyTorch layers), mingru or minlstm
     /// (blocks of width --hidden, trained with the parallel scan), or mamba
     /// (residual Mamba blocks of width --hidden, d_state 16, d_conv 4,
-    /// expand 2, trained with the selective scan).
+    /// expand 2, trained with the selective scan), or mamba2, linear, retnet
+    /// or gla (residual Mamba-2 / linear attention / RetNet retention / GLA
+    /// blocks of width --hidden, heads of 64, on the chunked engine).
     #[arg(long, default_value = "lstm")]
     model: String,
     /// Optimizer steps (truncated-BPTT updates).
@@ -154,8 +158,11 @@ fn main() -> Result<()> {
         "lstm" => Some(Cell::Lstm),
         "gru" => Some(Cell::Gru),
         "rnn" => Some(Cell::RnnTanh),
-        "mingru" | "minlstm" | "mamba" => None,
-        other => bail!("--model {other}: choose lstm, gru, rnn, mingru, minlstm or mamba"),
+        "mingru" | "minlstm" | "mamba" | "mamba2" | "linear" | "retnet" | "gla" => None,
+        other => bail!(
+            "--model {other}: choose lstm, gru, rnn, mingru, minlstm, mamba, mamba2, linear, \
+             retnet or gla"
+        ),
     };
 
     let dev = Device::new()?;
@@ -185,6 +192,16 @@ fn main() -> Result<()> {
             ),
             out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
         },
+        None if ["mamba2", "linear", "retnet", "gla"].contains(&args.model.as_str()) => {
+            let blocks = (0..args.layers)
+                .map(|_| mixers::MixerBlock::new(&dev, &args.model, args.hidden, &mut rng))
+                .collect::<Result<Vec<_>>>()?;
+            Model {
+                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
+                rnn: Backbone::Mixers(blocks, RmsNorm::new(&dev, args.hidden, 1e-5)?),
+                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
+            }
+        }
         None if args.model == "mamba" => {
             // Residual blocks: the embedding has the model's width.
             let blocks = (0..args.layers)

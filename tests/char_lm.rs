@@ -64,3 +64,56 @@ fn char_lm_stops_at_the_step_where_the_loss_became_non_finite() {
         let _ = std::fs::remove_file(plot.with_extension(ext));
     }
 }
+
+/// Every mixer on the chunked linear-attention engine trains in `char_lm`
+/// (a few steps of a tiny model) and reports a finite validation loss.
+#[test]
+fn char_lm_trains_the_chunked_attention_models() {
+    let Some(_) = recur::gpu::Device::new().ok() else {
+        return;
+    };
+    let exe = example();
+    for model in ["mamba2", "linear", "retnet", "gla"] {
+        let plot = std::env::temp_dir().join(format!("recur_{model}_{}", std::process::id()));
+        let out = Command::new(&exe)
+            .args([
+                "--model",
+                model,
+                "--steps",
+                "4",
+                "--hidden",
+                "64",
+                "--layers",
+                "1",
+                "--batch",
+                "4",
+                "--k1",
+                "16",
+                "--eval-every",
+                "4",
+                "--sample",
+                "0",
+                "--plot",
+            ])
+            .arg(&plot)
+            .output()
+            .expect("run char_lm");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{model}: {stderr}");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("validation") && l.contains("nats/char"))
+            .unwrap_or_else(|| panic!("{model}: no validation line: {stdout}"));
+        let loss: f32 = line
+            .split("validation")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{model}: {line}"));
+        assert!(loss.is_finite() && loss < 4.5, "{model}: {line}");
+        for ext in ["png", "svg"] {
+            let _ = std::fs::remove_file(plot.with_extension(ext));
+        }
+    }
+}

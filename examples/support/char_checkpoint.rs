@@ -99,7 +99,7 @@ pub fn save_checkpoint(
             "dropout_rng".to_string(),
             match &m.rnn {
                 Backbone::Classic(r) => r.dropout_rng_state(),
-                Backbone::Min(..) | Backbone::Mamba(..) => 0,
+                Backbone::Min(..) | Backbone::Mamba(..) | Backbone::Mixers(..) => 0,
             }
             .to_string(),
         ),

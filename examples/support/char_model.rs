@@ -1,8 +1,11 @@
 //! The character LM of `char_lm`: embedding → recurrent layers (PyTorch's
-//! LSTM/GRU/RNN, minGRU/minLSTM blocks or Mamba blocks) → linear, its loss,
+//! LSTM/GRU/RNN, minGRU/minLSTM blocks, Mamba blocks or Mamba-2 /
+//! linear-attention blocks) → linear, its loss,
 //! validation and sampling.
 
 use std::ops::Range;
+
+use super::mixers::MixerBlock;
 
 use anyhow::{bail, Result};
 use recur::gpu::Device;
@@ -20,6 +23,9 @@ pub enum Backbone {
     /// Residual Mamba blocks (x + Mamba(RMSNorm(x)), Gu & Dao 2023) and a
     /// final RMSNorm; batch-first inside.
     Mamba(Vec<MambaBlock>, RmsNorm),
+    /// Residual blocks of Mamba-2, linear attention, RetNet or GLA (on the
+    /// chunked engine) and a final RMSNorm; batch-first inside.
+    Mixers(Vec<MixerBlock>, RmsNorm),
 }
 
 /// embedding → recurrent layers → linear, named as the PyTorch module with
@@ -42,6 +48,12 @@ impl Module for Model {
                 v.extend(prefixed("norm", norm));
             }
             Backbone::Mamba(blocks, norm) => {
+                for (i, b) in blocks.iter().enumerate() {
+                    v.extend(prefixed(&format!("rnn.{i}"), b));
+                }
+                v.extend(prefixed("norm", norm));
+            }
+            Backbone::Mixers(blocks, norm) => {
                 for (i, b) in blocks.iter().enumerate() {
                     v.extend(prefixed(&format!("rnn.{i}"), b));
                 }
@@ -96,6 +108,16 @@ impl Model {
                 }
                 Ok((F::swap01(&norm.forward(&x)?)?, next))
             }
+            Backbone::Mixers(blocks, norm) => {
+                let (mut x, mut next) = (F::swap01(&x)?, Vec::new());
+                for (i, b) in blocks.iter().enumerate() {
+                    let s = state.get(2 * i).zip(state.get(2 * i + 1));
+                    let (y, last) = b.forward(&x, s)?;
+                    x = y;
+                    next.extend(last);
+                }
+                Ok((F::swap01(&norm.forward(&x)?)?, next))
+            }
         }
     }
 
@@ -118,6 +140,9 @@ impl Model {
                     ]
                 })
                 .collect(),
+            Backbone::Mixers(blocks, _) => {
+                blocks.iter().flat_map(|b| b.state_shapes(batch)).collect()
+            }
         }
     }
 
