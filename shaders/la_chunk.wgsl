@@ -8,6 +8,7 @@
 //              A_ts = Σ_k q_tk k_sk e^{b_tk − b_sk}; BACKWARD: P_ts = do_t · v_s
 //              (times e^{b_t − b_s} for scalar decays; a vector decay is
 //              applied where P is used).
+//   la_prescale  a vector decay's q̂ and k̂, relative to their 8-step block.
 //   la_apply   out_r = Σ_s M_rs z_s + edge-weighted X_r · state, with
 //              M = A, z = v, X = q: the output (rows: s ≤ r); BACKWARD
 //              (columns: s ≥ r, M transposed): M = A, z = dout, X = k: dv.
@@ -102,6 +103,8 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 @group(0) @binding(3) var<storage, read> xs: array<f32>;        // rows t: q / dout (BACKWARD)
 @group(0) @binding(4) var<storage, read> ys: array<f32>;        // columns s: k / v
 @group(0) @binding(5) var<storage, read_write> att: array<f32>; // (B·H·K, CH, CH)
+@group(0) @binding(6) var<storage, read> xh: array<f32>;        // DECAY_VECTOR forward: q̂ (la_prescale)
+@group(0) @binding(7) var<storage, read> yh: array<f32>;        // DECAY_VECTOR forward: k̂
 
 // The operands' width and element at (t, i).
 fn width() -> u32 {
@@ -134,6 +137,22 @@ fn y_steps(ch: Chunk, t: u32, i: u32) -> V8 {
     return V8(vec4<f32>(y_at(ch, t, i), y_at(ch, t + 1u, i), y_at(ch, t + 2u, i), y_at(ch, t + 3u, i)),
               vec4<f32>(y_at(ch, t + 4u, i), y_at(ch, t + 5u, i), y_at(ch, t + 6u, i), y_at(ch, t + 7u, i)));
 }
+fn xh_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return xh[at(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn yh_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return yh[at(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn xh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(xh_at(ch, t, i), xh_at(ch, t + 1u, i), xh_at(ch, t + 2u, i), xh_at(ch, t + 3u, i)),
+              vec4<f32>(xh_at(ch, t + 4u, i), xh_at(ch, t + 5u, i), xh_at(ch, t + 6u, i), xh_at(ch, t + 7u, i)));
+}
+fn yh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(yh_at(ch, t, i), yh_at(ch, t + 1u, i), yh_at(ch, t + 2u, i), yh_at(ch, t + 3u, i)),
+              vec4<f32>(yh_at(ch, t + 4u, i), yh_at(ch, t + 5u, i), yh_at(ch, t + 6u, i), yh_at(ch, t + 7u, i)));
+}
 
 // One invocation per 8x8 block (rows r0.., columns s0..) on or below the
 // diagonal.
@@ -151,11 +170,12 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
 #ifdef DECAY_VECTOR
 #ifndef BACKWARD
     if sb < rb {
+        // q̂_t k̂_s e^{b_r0 − b_s1}: q̂ relative to the row block's first step
+        // r0, k̂ to the column block's last step s1 < r0.
+        let s1 = ts + 7u;
         for (var k = 0u; k < p.dk; k++) {
-            let bref = cumc(ch.b, ch.h, tr, k);
-            let x = v8_mul(x_steps(ch, tr, k), v8_exp(v8_sub(cum_steps(ch.b, ch.h, tr, k), v8_splat(bref))));
-            let y = v8_mul(y_steps(ch, ts, k), v8_exp(v8_sub(v8_splat(bref), cum_steps(ch.b, ch.h, ts, k))));
-            acc = upd(acc, x, y);
+            let w = exp(min(cumc(ch.b, ch.h, tr, k) - cumc(ch.b, ch.h, s1, k), 0.0));
+            acc = upd(acc, v8_mul(xh_steps(ch, tr, k), v8_splat(w)), yh_steps(ch, ts, k));
         }
     } else {
         for (var k = 0u; k < p.dk; k++) {
@@ -187,6 +207,7 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
 @group(0) @binding(5) var<storage, read> zs: array<f32>;        // v / dout; GRADQK: k / q
 @group(0) @binding(6) var<storage, read> st: array<f32>;        // (B, H, K, d_k, d_v): entering states / leaving-state gradients
 @group(0) @binding(7) var<storage, read_write> out: array<f32>; // like z: o / dv; GRADQK: dq / dk
+@group(0) @binding(8) var<storage, read> zh: array<f32>;        // DECAY_VECTOR GRADQK: k̂ / q̂ (la_prescale)
 
 // Widths of z (and the output) and of X, and their elements.
 fn n_width() -> u32 {
@@ -231,6 +252,14 @@ fn y_at(ch: Chunk, m: u32, n: u32) -> f32 {
 #else
     return st[state_at(ch.bh, ch.c, m, n)];
 #endif
+}
+fn zh_at(ch: Chunk, t: u32, n: u32) -> f32 {
+    if t < p.len && n < n_width() { return zh[z_index(ch, t, n)]; }
+    return 0.0;
+}
+fn zh_row(ch: Chunk, t: u32, n: u32) -> V8 {
+    return V8(vec4<f32>(zh_at(ch, t, n), zh_at(ch, t, n + 1u), zh_at(ch, t, n + 2u), zh_at(ch, t, n + 3u)),
+              vec4<f32>(zh_at(ch, t, n + 4u), zh_at(ch, t, n + 5u), zh_at(ch, t, n + 6u), zh_at(ch, t, n + 7u)));
 }
 fn z_row(ch: Chunk, t: u32, n: u32) -> V8 {
     return V8(vec4<f32>(z_at(ch, t, n), z_at(ch, t, n + 1u), z_at(ch, t, n + 2u), z_at(ch, t, n + 3u)),
@@ -293,10 +322,18 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     let far1 = r0;
 #endif
     let bref = cum_keys(ch.b, ch.h, tref, n0);
-    for (var s = far0; s < far1; s++) {
-        let ts = ch.t0 + s;
-        let w = toward(v8_sub(bref, cum_keys(ch.b, ch.h, ts, n0)));
-        acc = upd(acc, m_rows(ch, r0, s), v8_mul(z_row(ch, ts, n0), w));
+    // ẑ_s (la_prescale) is relative to its own block's last (forward) or
+    // first (BACKWARD) step; one factor per block of 8 steps moves it to
+    // the reference.
+    for (var s0 = far0; s0 < far1; s0 += 8u) {
+#ifdef BACKWARD
+        let w = toward(v8_sub(bref, cum_keys(ch.b, ch.h, ch.t0 + s0, n0)));
+#else
+        let w = toward(v8_sub(bref, cum_keys(ch.b, ch.h, ch.t0 + s0 + 7u, n0)));
+#endif
+        for (var s = s0; s < min(s0 + 8u, far1); s++) {
+            acc = upd(acc, m_rows(ch, r0, s), v8_mul(zh_row(ch, ch.t0 + s, n0), w));
+        }
     }
     var brows = Blk();
     for (var i = 0u; i < 8u; i++) {
@@ -374,6 +411,31 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
         for (var j = 0u; j < 8u; j++) {
             if r0 + i < ch.count && n0 + j < n_width() { out[z_index(ch, t, n0 + j)] = v8_get(row, j); }
         }
+    }
+}
+#endif
+
+#ifdef LA_PRESCALE
+@group(0) @binding(3) var<storage, read> q: array<f32>;            // key width
+@group(0) @binding(4) var<storage, read> k: array<f32>;            // key width
+@group(0) @binding(5) var<storage, read_write> qh: array<f32>;     // q̂: q_t ⊙ e^{b_t − b_first}
+@group(0) @binding(6) var<storage, read_write> kh: array<f32>;     // k̂: k_t ⊙ e^{b_last − b_t}
+
+// A vector decay's operands relative to their block of 8 steps: the first
+// step of the block for q, the last (within the chunk) for k; both factors
+// ≤ 1. One invocation per (key, chunk, b·H + h) walks the chunk's steps.
+@compute @workgroup_size(64)
+fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let kk = gid.x;
+    if kk >= p.dk { return; }
+    let ch = chunk_of(gid.y, gid.z);
+    for (var t = ch.t0; t <= ch.last; t++) {
+        let first = t - t % 8u;
+        let last = min(first + 7u, ch.last);
+        let bt = cum(ch.b, ch.h, t, kk);
+        let i = kat(ch.b, ch.h, t, kk);
+        qh[i] = q[i] * exp(min(bt - cum(ch.b, ch.h, first, kk), 0.0));
+        kh[i] = k[i] * exp(min(cum(ch.b, ch.h, last, kk) - bt, 0.0));
     }
 }
 #endif

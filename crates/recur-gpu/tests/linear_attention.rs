@@ -247,7 +247,7 @@ fn every_decay_matches_the_recurrence_on_odd_shapes() {
         for layout in [LaLayout::Bhtd, LaLayout::Bthd] {
             check(&dev, &c, 16, layout, true, true, 1e-4);
         }
-        check(&dev, &c, 8, LaLayout::Bhtd, false, false, 1e-4);
+        check(&dev, &c, 16, LaLayout::Bhtd, false, false, 1e-4);
         // Widths over a workgroup's 64-column block, one long chunk.
         let c = Case::new(dims(1, 1, 70, 66, 67), kind, seed + 20, 0.1);
         check(&dev, &c, 64, LaLayout::Bthd, true, false, 2e-4);

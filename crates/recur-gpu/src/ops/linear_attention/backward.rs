@@ -25,6 +25,20 @@ pub struct LaGrads {
     pub dh0: Option<Tensor>,
 }
 
+/// One `la_apply` pass of the backward: direction, which scores, operands
+/// and output.
+struct Apply<'a> {
+    columns: bool,
+    grad_qk: bool,
+    att: &'a Tensor,
+    xs: &'a Tensor,
+    zs: &'a Tensor,
+    zh: &'a Tensor,
+    st: &'a Tensor,
+    out: &'a Tensor,
+    width: usize,
+}
+
 impl ChunkedAttention {
     /// Gradients of [`ChunkedAttention::forward`] (run with the same inputs
     /// and settings) for upstream `dout` (like v) and `d_last` (B, H, d_k,
@@ -93,27 +107,65 @@ impl ChunkedAttention {
             xs: dout.into(),
             ys: x.v.into(),
             att: (&dscores).into(),
+            xh: dout.into(),
+            yh: x.v.into(),
         };
         let key = self.key::<ch::LaScores>(kind, true);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
         let dv = dev.alloc(op, x.v.shape(), DType::F32)?;
-        // (columns, d(q·k), scores, x, z, states, out, width)
-        for (backward, grad, att, xs, zs, st, out, w) in [
-            (true, false, &fwd.scores, x.k, dout, &dstates, &dv, s.dv),
-            (
-                false,
-                true,
-                &dscores,
-                dout,
-                x.k,
-                &fwd.chunk_states,
-                &dq,
-                s.dk,
-            ),
-            (true, true, &dscores, x.v, x.q, &dstates, &dk, s.dk),
-        ] {
+        let (qh, kh) = match &fwd.prescaled {
+            Some([qh, kh]) => (qh, kh),
+            None => (x.q, x.k),
+        };
+        let passes = [
+            Apply {
+                columns: true,
+                grad_qk: false,
+                att: &fwd.scores,
+                xs: x.k,
+                zs: dout,
+                zh: dout,
+                st: &dstates,
+                out: &dv,
+                width: s.dv,
+            },
+            Apply {
+                columns: false,
+                grad_qk: true,
+                att: &dscores,
+                xs: dout,
+                zs: x.k,
+                zh: kh,
+                st: &fwd.chunk_states,
+                out: &dq,
+                width: s.dk,
+            },
+            Apply {
+                columns: true,
+                grad_qk: true,
+                att: &dscores,
+                xs: x.v,
+                zs: x.q,
+                zh: qh,
+                st: &dstates,
+                out: &dk,
+                width: s.dk,
+            },
+        ];
+        for Apply {
+            columns: backward,
+            grad_qk: grad,
+            att,
+            xs,
+            zs,
+            zh,
+            st,
+            out,
+            width: w,
+        } in passes
+        {
             let bind = ch::LaApply {
                 lg: lg.into(),
                 gc: gcb.into(),
@@ -122,6 +174,7 @@ impl ChunkedAttention {
                 zs: zs.into(),
                 st: st.into(),
                 out: out.into(),
+                zh: zh.into(),
             };
             let key = self.key::<ch::LaApply>(kind, backward).flag("GRADQK", grad);
             dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;

@@ -106,6 +106,9 @@ pub struct LaOutput {
     /// (B·H·K, C, C): each chunk's causal scores Σ_k q_tk k_sk e^{b_tk − b_sk}
     /// (lower triangle), what the backward reads.
     pub scores: Tensor,
+    /// A vector decay's q̂ and k̂: q and k relative to their block of 8 steps
+    /// (q_t e^{b_t − b_first}, k_t e^{b_last − b_t}).
+    pub prescaled: Option<[Tensor; 2]>,
     /// (B, H, T, W): the cumulative log-decays within each chunk (W = 1 or
     /// d_k; absent for [`Decay::None`] and [`Decay::Head`]).
     pub cum_decay: Option<Tensor>,

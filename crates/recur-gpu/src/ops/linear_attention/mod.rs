@@ -217,6 +217,30 @@ impl ChunkedAttention {
         Ok(Some(gc))
     }
 
+    /// A vector decay's q̂ and k̂ (`la_prescale`): q and k relative to their
+    /// block of 8 steps.
+    fn prescale(&self, x: &LaInputs, p: &Params, gc: &Tensor) -> Result<Option<[Tensor; 2]>> {
+        if x.decay.kind() != DecayKind::Vector {
+            return Ok(None);
+        }
+        let op = "linear_attention";
+        let dev = x.q.device(op)?;
+        let qh = dev.alloc(op, x.q.shape(), DType::F32)?;
+        let kh = dev.alloc(op, x.k.shape(), DType::F32)?;
+        let bind = ch::LaPrescale {
+            lg: gc.into(),
+            gc: gc.into(),
+            q: x.q.into(),
+            k: x.k.into(),
+            qh: (&qh).into(),
+            kh: (&kh).into(),
+        };
+        let groups = [p.dk.div_ceil(64), p.chunks, p.batch * p.heads];
+        let key = self.key::<ch::LaPrescale>(DecayKind::Vector, false);
+        dev.launch(&key, p, &bind, groups)?;
+        Ok(Some([qh, kh]))
+    }
+
     /// The chunked forward: five dispatches (four without a scalar or
     /// vector decay); nothing waits on the GPU.
     pub fn forward(&self, x: &LaInputs) -> Result<LaOutput> {
@@ -262,6 +286,11 @@ impl ChunkedAttention {
         let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
         let key = self.key::<la::LaCarry>(kind, false);
         dev.launch(&key, &p, &carry, carry_groups)?;
+        let prescaled = self.prescale(x, &p, gcb)?;
+        let (qh, kh) = match &prescaled {
+            Some([qh, kh]) => (qh, kh),
+            None => (x.q, x.k),
+        };
         let nb = self.chunk / 8;
         let bind = ch::LaScores {
             lg: lg.into(),
@@ -269,6 +298,8 @@ impl ChunkedAttention {
             xs: x.q.into(),
             ys: x.k.into(),
             att: (&scores).into(),
+            xh: qh.into(),
+            yh: kh.into(),
         };
         let key = self.key::<ch::LaScores>(kind, false);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
@@ -280,6 +311,7 @@ impl ChunkedAttention {
             zs: x.v.into(),
             st: (&states).into(),
             out: (&out).into(),
+            zh: x.v.into(),
         };
         let key = self.key::<ch::LaApply>(kind, false);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * s.dv.div_ceil(8)))?;
@@ -288,6 +320,7 @@ impl ChunkedAttention {
             last_state: last,
             chunk_states: states,
             scores,
+            prescaled,
             cum_decay: gc,
         })
     }
@@ -308,6 +341,7 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                 v.push(c.key::<ch::LaMap>(d, bw));
                 v.push(c.key::<la::LaCarry>(d, bw));
                 v.push(c.key::<ch::LaScores>(d, bw));
+                v.push(c.key::<ch::LaPrescale>(d, bw));
                 for grad in [false, true] {
                     v.push(c.key::<ch::LaApply>(d, bw).flag("GRADQK", grad));
                 }
