@@ -44,10 +44,12 @@ def chunked(q, k, v, g, chunk=64):
     intra = att @ v
     s = q.new_zeros(b, h, dk, dv)
     outs = []
-    for i in range(n):
-        outs.append(intra[:, :, i] + qi[:, :, i] @ s)
-        total = 1.0 if cum is None else torch.exp(cum[:, :, i, -1])[..., None]
-        s = total * s + kd[:, :, i].transpose(-1, -2) @ v[:, :, i]
+    # The chunks split once (unbind): indexing chunk i out of the whole
+    # tensors would make autograd fill a whole-tensor gradient per chunk.
+    totals = [None] * n if cum is None else torch.exp(cum[:, :, :, -1]).unbind(2)
+    for a, qc, kc, vc, tot in zip(intra.unbind(2), qi.unbind(2), kd.unbind(2), v.unbind(2), totals):
+        outs.append(a + qc @ s)
+        s = (s if tot is None else tot[..., None] * s) + kc.transpose(-1, -2) @ vc
     return torch.stack(outs, 2).reshape(b, h, t, dv), s
 
 
