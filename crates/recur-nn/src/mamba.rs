@@ -218,15 +218,12 @@ impl Mamba {
         let xz = self.in_proj.forward(x)?;
         let xi = F::slice(&xz, 2, 0, di)?;
         let z = F::slice(&xz, 2, di, di)?;
-        let weight = F::reshape(&self.conv_weight, &[di, w])?;
-        // The kernel's state is the last W−1 inputs, channels last.
-        let prev = state.map(|s| F::transpose(&s.conv)).transpose()?;
-        let conv_state = match &prev {
-            Some(p) if w > 1 => Some(F::slice(p, 1, 1, w - 1)?),
-            _ => None,
-        };
-        let xc = F::causal_conv1d(&xi, &weight, self.conv_bias.as_ref(), conv_state.as_ref())?;
-        let xc = F::activation(&xc, Activation::Silu)?;
+        let (xc, conv) = conv_silu_with_state(
+            &xi,
+            &self.conv_weight,
+            self.conv_bias.as_ref(),
+            state.map(|s| &s.conv),
+        )?;
         let xdbl = self.x_proj.forward(&xc)?;
         let dt = F::linear(&F::slice(&xdbl, 2, 0, r)?, &self.dt_proj.weight, None)?;
         let bm = F::transpose(&F::slice(&xdbl, 2, r, n)?)?;
@@ -250,20 +247,6 @@ impl Mamba {
         };
         let (y, last) = F::selective_scan(&vars, scan)?;
         let out = self.out_proj.forward(&y)?;
-        // The last W inputs of the convolution, after the old ones.
-        let conv = if l >= w {
-            F::slice(&xi, 1, l - w, w)?
-        } else {
-            let prev = match prev {
-                Some(p) => p,
-                None => {
-                    let dev = x.value().device("Mamba::forward")?;
-                    Var::new(Tensor::zeros(&dev, &[b, w, di])?)
-                }
-            };
-            F::concat(&[&F::slice(&prev, 1, l, w - l)?, &xi], 1)?
-        };
-        let conv = F::transpose(&conv)?;
         Ok((out, MambaState { conv, ssm: last }))
     }
 
@@ -287,6 +270,49 @@ impl Mamba {
             got: x.shape().to_vec(),
         }
     }
+}
+
+/// The causal depthwise convolution of `x` (B, L, C) with `weight`
+/// (C, 1, W) and `bias`, continuing `state` (B, C, W: the last W inputs,
+/// mamba_ssm's and Hugging Face's cache layout; zeros when absent), then
+/// silu: the output (B, L, C) and the next state (B, C, W).
+pub(crate) fn conv_silu_with_state(
+    x: &Var,
+    weight: &Var,
+    bias: Option<&Var>,
+    state: Option<&Var>,
+) -> Result<(Var, Var)> {
+    let [b, l, c] = *x.shape() else {
+        return Err(Error::ShapeMismatch {
+            op: "causal_conv1d",
+            expected: "(B, L, C)".into(),
+            got: x.shape().to_vec(),
+        });
+    };
+    let w = weight.shape().last().copied().unwrap_or(1);
+    let weight = F::reshape(weight, &[c, w])?;
+    // The kernel's state is the last W−1 inputs, channels last.
+    let prev = state.map(F::transpose).transpose()?;
+    let conv_state = match &prev {
+        Some(p) if w > 1 => Some(F::slice(p, 1, 1, w - 1)?),
+        _ => None,
+    };
+    let y = F::causal_conv1d(x, &weight, bias, conv_state.as_ref())?;
+    let y = F::activation(&y, Activation::Silu)?;
+    // The last W inputs of the convolution, after the old ones.
+    let next = if l >= w {
+        F::slice(x, 1, l - w, w)?
+    } else {
+        let prev = match prev {
+            Some(p) => p,
+            None => {
+                let dev = x.value().device("causal_conv1d")?;
+                Var::new(Tensor::zeros(&dev, &[b, w, c])?)
+            }
+        };
+        F::concat(&[&F::slice(&prev, 1, l, w - l)?, x], 1)?
+    };
+    Ok((y, F::transpose(&next)?))
 }
 
 impl Module for Mamba {

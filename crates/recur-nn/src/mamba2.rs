@@ -24,6 +24,7 @@ use recur_gpu::{Device, Error, Result, Rng, Tensor};
 use crate::autograd::Var;
 use crate::functional::{self as F, LinearAttentionVars, VarDecay};
 use crate::linear::{Linear, LinearConfig};
+use crate::mamba::conv_silu_with_state;
 use crate::module::{prefixed, Layer, Module};
 
 /// `Mamba2(d_model, ...)`'s arguments.
@@ -248,14 +249,12 @@ impl Mamba2 {
         let z = F::slice(&zxbcdt, 2, 0, di)?;
         let xbc = F::slice(&zxbcdt, 2, di, cd)?;
         let dt = F::slice(&zxbcdt, 2, di + cd, h)?;
-        let weight = F::reshape(&self.conv_weight, &[cd, w])?;
-        let prev = state.map(|s| F::transpose(&s.conv)).transpose()?;
-        let conv_state = match &prev {
-            Some(pv) if w > 1 => Some(F::slice(pv, 1, 1, w - 1)?),
-            _ => None,
-        };
-        let conv = F::causal_conv1d(&xbc, &weight, self.conv_bias.as_ref(), conv_state.as_ref())?;
-        let conv = F::activation(&conv, Activation::Silu)?;
+        let (conv, conv_next) = conv_silu_with_state(
+            &xbc,
+            &self.conv_weight,
+            self.conv_bias.as_ref(),
+            state.map(|s| &s.conv),
+        )?;
         let x = F::reshape(&F::slice(&conv, 2, 0, di)?, &[b, l, h, p])?;
         let heads_of = |start: usize| -> Result<Var> {
             // (B, L, G, N) → (B, L, H, N): head j reads group j / (H / G).
@@ -288,22 +287,10 @@ impl Mamba2 {
         let normed = F::rms_norm(&F::reshape(&gated, &[b, l, g, di / g])?, None, c.norm_eps)?;
         let normed = F::mul(&F::reshape(&normed, &[b, l, di])?, &self.norm_weight)?;
         let out = self.out_proj.forward(&normed)?;
-        let conv_next = if l >= w {
-            F::slice(&xbc, 1, l - w, w)?
-        } else {
-            let prev = match prev {
-                Some(pv) => pv,
-                None => {
-                    let dev = u.value().device("Mamba2::forward")?;
-                    Var::new(Tensor::zeros(&dev, &[b, w, cd])?)
-                }
-            };
-            F::concat(&[&F::slice(&prev, 1, l, w - l)?, &xbc], 1)?
-        };
         Ok((
             out,
             Mamba2State {
-                conv: F::transpose(&conv_next)?,
+                conv: conv_next,
                 ssm: F::transpose(&last)?,
             },
         ))
