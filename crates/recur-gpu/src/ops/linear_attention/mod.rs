@@ -241,8 +241,9 @@ impl ChunkedAttention {
         Ok(Some([qh, kh]))
     }
 
-    /// The chunked forward: five dispatches (four without a scalar or
-    /// vector decay); nothing waits on the GPU.
+    /// The chunked forward: four dispatches, five with a scalar decay (the
+    /// cumulative log-decays), six with a vector one (also q̂ and k̂);
+    /// nothing waits on the GPU.
     pub fn forward(&self, x: &LaInputs) -> Result<LaOutput> {
         let op = "linear_attention";
         let s = dims(op, x, self.layout)?;
