@@ -178,9 +178,41 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
             acc = upd(acc, v8_mul(xh_steps(ch, tr, k), v8_splat(w)), yh_steps(ch, ts, k));
         }
     } else {
+        // e^{b_i − b_j} (j ≤ i) as running products of the per-step decays
+        // α_t = e^{b_t − b_{t−1}} ≤ 1, row i = α_i ⊙ row i−1 plus a 1 at
+        // column i, written out row by row (constant indices): eight exps
+        // per key instead of 64.
+        let z4 = vec4<f32>(0.0);
         for (var k = 0u; k < p.dk; k++) {
-            let one = upd(Blk(), x_steps(ch, tr, k), y_steps(ch, ts, k));
-            acc = add_blk(acc, decay_blk(one, cum_steps(ch.b, ch.h, tr, k), cum_steps(ch.b, ch.h, ts, k)));
+            let bk = cum_steps(ch.b, ch.h, tr, k);
+            let before = V8(vec4<f32>(bk.lo.x, bk.lo.x, bk.lo.y, bk.lo.z), vec4<f32>(bk.lo.w, bk.hi.x, bk.hi.y, bk.hi.z));
+            let a = v8_exp(v8_min0(v8_sub(bk, before)));
+            let x = x_steps(ch, tr, k);
+            let y = y_steps(ch, ts, k);
+            var e = V8(vec4<f32>(1.0, 0.0, 0.0, 0.0), z4);
+            acc.c00[0] = fma(vec4<f32>(x.lo.x), y.lo * e.lo, acc.c00[0]);
+            acc.c01[0] = fma(vec4<f32>(x.lo.x), y.hi * e.hi, acc.c01[0]);
+            e = V8(e.lo * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).lo, e.hi * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).hi);
+            acc.c00[1] = fma(vec4<f32>(x.lo.y), y.lo * e.lo, acc.c00[1]);
+            acc.c01[1] = fma(vec4<f32>(x.lo.y), y.hi * e.hi, acc.c01[1]);
+            e = V8(e.lo * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).lo, e.hi * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).hi);
+            acc.c00[2] = fma(vec4<f32>(x.lo.z), y.lo * e.lo, acc.c00[2]);
+            acc.c01[2] = fma(vec4<f32>(x.lo.z), y.hi * e.hi, acc.c01[2]);
+            e = V8(e.lo * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).lo, e.hi * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).hi);
+            acc.c00[3] = fma(vec4<f32>(x.lo.w), y.lo * e.lo, acc.c00[3]);
+            acc.c01[3] = fma(vec4<f32>(x.lo.w), y.hi * e.hi, acc.c01[3]);
+            e = V8(e.lo * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).lo, e.hi * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).hi);
+            acc.c10[0] = fma(vec4<f32>(x.hi.x), y.lo * e.lo, acc.c10[0]);
+            acc.c11[0] = fma(vec4<f32>(x.hi.x), y.hi * e.hi, acc.c11[0]);
+            e = V8(e.lo * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).lo, e.hi * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).hi);
+            acc.c10[1] = fma(vec4<f32>(x.hi.y), y.lo * e.lo, acc.c10[1]);
+            acc.c11[1] = fma(vec4<f32>(x.hi.y), y.hi * e.hi, acc.c11[1]);
+            e = V8(e.lo * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).lo, e.hi * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).hi);
+            acc.c10[2] = fma(vec4<f32>(x.hi.z), y.lo * e.lo, acc.c10[2]);
+            acc.c11[2] = fma(vec4<f32>(x.hi.z), y.hi * e.hi, acc.c11[2]);
+            e = V8(e.lo * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).lo, e.hi * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).hi);
+            acc.c10[3] = fma(vec4<f32>(x.hi.w), y.lo * e.lo, acc.c10[3]);
+            acc.c11[3] = fma(vec4<f32>(x.hi.w), y.hi * e.hi, acc.c11[3]);
         }
     }
 #else
