@@ -43,7 +43,8 @@ impl MixerBlock {
 
     /// Tensors of the carried state: Mamba-2's conv and ssm states; an
     /// attention layer's matrix state and its position (a one-element
-    /// tensor, for RetNet's rotary embedding).
+    /// tensor, read back once per window by RetNet's rotary embedding only;
+    /// the other layers never read it).
     pub fn state_shapes(&self, batch: usize) -> Vec<Vec<usize>> {
         match &self.mixer {
             Mixer::Mamba2(m) => {
@@ -88,7 +89,12 @@ impl MixerBlock {
                 let s = match state {
                     Some((s, pos)) => Some(AttentionState {
                         s: s.clone(),
-                        pos: pos.value().item()? as usize,
+                        // Only RetNet's rotary embedding reads the position:
+                        // the other layers skip the readback (a GPU sync).
+                        pos: match attention {
+                            Mixer::Retention(_) => pos.value().item()? as usize,
+                            _ => 0,
+                        },
                     }),
                     None => None,
                 };
