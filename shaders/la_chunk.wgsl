@@ -16,8 +16,9 @@
 //              z = q, X = v: dk.
 // A vector decay inside a product is factored around a reference step
 // between the paired ones (the block's first row, or its last for
-// BACKWARD), so both factors are ≤ 1; the 8x8 diagonal block, whose pairs
-// straddle any reference, takes one exp per pair instead.
+// BACKWARD), so both factors are ≤ 1; in the 8x8 diagonal block, whose
+// pairs straddle any reference, e^{b_t − b_s} is a running product of the
+// per-step decays instead.
 
 #import la_core
 #import la_block
@@ -329,6 +330,52 @@ fn toward(x: V8) -> V8 {
 #endif
 }
 
+// The block's own steps for a vector decay: acc row r += M[r, s] (z_s ⊙ w_r)
+// with w_r = e^{b_r − b_s} (rows r ≥ s) or, BACKWARD, e^{b_s − b_r} (r ≤ s)
+// as running products along the rows of the per-step decays in `al` (row
+// r: α_r = e^{b_r − b_{r−1}}) from 1 at row j = s − r0; rows the causal
+// mask zeroes keep w = 1. Written out row by row (constant indices).
+fn diag_step(acc: Blk, m: V8, z: V8, al: Blk, j: u32) -> Blk {
+    var o = acc;
+    let one = vec4<f32>(1.0);
+    var wl = one;
+    var wh = one;
+#ifdef BACKWARD
+    o.c10[3] = fma(vec4<f32>(m.hi.w), z.lo * wl, o.c10[3]); o.c11[3] = fma(vec4<f32>(m.hi.w), z.hi * wh, o.c11[3]);
+    wl = select(one, wl * al.c10[3], 6u < j); wh = select(one, wh * al.c11[3], 6u < j);
+    o.c10[2] = fma(vec4<f32>(m.hi.z), z.lo * wl, o.c10[2]); o.c11[2] = fma(vec4<f32>(m.hi.z), z.hi * wh, o.c11[2]);
+    wl = select(one, wl * al.c10[2], 5u < j); wh = select(one, wh * al.c11[2], 5u < j);
+    o.c10[1] = fma(vec4<f32>(m.hi.y), z.lo * wl, o.c10[1]); o.c11[1] = fma(vec4<f32>(m.hi.y), z.hi * wh, o.c11[1]);
+    wl = select(one, wl * al.c10[1], 4u < j); wh = select(one, wh * al.c11[1], 4u < j);
+    o.c10[0] = fma(vec4<f32>(m.hi.x), z.lo * wl, o.c10[0]); o.c11[0] = fma(vec4<f32>(m.hi.x), z.hi * wh, o.c11[0]);
+    wl = select(one, wl * al.c10[0], 3u < j); wh = select(one, wh * al.c11[0], 3u < j);
+    o.c00[3] = fma(vec4<f32>(m.lo.w), z.lo * wl, o.c00[3]); o.c01[3] = fma(vec4<f32>(m.lo.w), z.hi * wh, o.c01[3]);
+    wl = select(one, wl * al.c00[3], 2u < j); wh = select(one, wh * al.c01[3], 2u < j);
+    o.c00[2] = fma(vec4<f32>(m.lo.z), z.lo * wl, o.c00[2]); o.c01[2] = fma(vec4<f32>(m.lo.z), z.hi * wh, o.c01[2]);
+    wl = select(one, wl * al.c00[2], 1u < j); wh = select(one, wh * al.c01[2], 1u < j);
+    o.c00[1] = fma(vec4<f32>(m.lo.y), z.lo * wl, o.c00[1]); o.c01[1] = fma(vec4<f32>(m.lo.y), z.hi * wh, o.c01[1]);
+    wl = select(one, wl * al.c00[1], 0u < j); wh = select(one, wh * al.c01[1], 0u < j);
+    o.c00[0] = fma(vec4<f32>(m.lo.x), z.lo * wl, o.c00[0]); o.c01[0] = fma(vec4<f32>(m.lo.x), z.hi * wh, o.c01[0]);
+#else
+    o.c00[0] = fma(vec4<f32>(m.lo.x), z.lo * wl, o.c00[0]); o.c01[0] = fma(vec4<f32>(m.lo.x), z.hi * wh, o.c01[0]);
+    wl = select(one, wl * al.c00[1], 1u > j); wh = select(one, wh * al.c01[1], 1u > j);
+    o.c00[1] = fma(vec4<f32>(m.lo.y), z.lo * wl, o.c00[1]); o.c01[1] = fma(vec4<f32>(m.lo.y), z.hi * wh, o.c01[1]);
+    wl = select(one, wl * al.c00[2], 2u > j); wh = select(one, wh * al.c01[2], 2u > j);
+    o.c00[2] = fma(vec4<f32>(m.lo.z), z.lo * wl, o.c00[2]); o.c01[2] = fma(vec4<f32>(m.lo.z), z.hi * wh, o.c01[2]);
+    wl = select(one, wl * al.c00[3], 3u > j); wh = select(one, wh * al.c01[3], 3u > j);
+    o.c00[3] = fma(vec4<f32>(m.lo.w), z.lo * wl, o.c00[3]); o.c01[3] = fma(vec4<f32>(m.lo.w), z.hi * wh, o.c01[3]);
+    wl = select(one, wl * al.c10[0], 4u > j); wh = select(one, wh * al.c11[0], 4u > j);
+    o.c10[0] = fma(vec4<f32>(m.hi.x), z.lo * wl, o.c10[0]); o.c11[0] = fma(vec4<f32>(m.hi.x), z.hi * wh, o.c11[0]);
+    wl = select(one, wl * al.c10[1], 5u > j); wh = select(one, wh * al.c11[1], 5u > j);
+    o.c10[1] = fma(vec4<f32>(m.hi.y), z.lo * wl, o.c10[1]); o.c11[1] = fma(vec4<f32>(m.hi.y), z.hi * wh, o.c11[1]);
+    wl = select(one, wl * al.c10[2], 6u > j); wh = select(one, wh * al.c11[2], 6u > j);
+    o.c10[2] = fma(vec4<f32>(m.hi.z), z.lo * wl, o.c10[2]); o.c11[2] = fma(vec4<f32>(m.hi.z), z.hi * wh, o.c11[2]);
+    wl = select(one, wl * al.c10[3], 7u > j); wh = select(one, wh * al.c11[3], 7u > j);
+    o.c10[3] = fma(vec4<f32>(m.hi.w), z.lo * wl, o.c10[3]); o.c11[3] = fma(vec4<f32>(m.hi.w), z.hi * wh, o.c11[3]);
+#endif
+    return o;
+}
+
 // One invocation per 8x8 block (rows r0.., columns n0..) of the output.
 @compute @workgroup_size(8)
 fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -373,17 +420,14 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
         brows = blk_set_row(brows, i, br);
         acc = blk_set_row(acc, i, v8_mul(blk_row(acc, i), toward(v8_sub(br, bref))));
     }
-    // The block's own steps, one exp per pair.
+    // The block's own steps: the per-step decays once (64 exps a block),
+    // then running products (diag_step).
+    var al = Blk();
+    for (var i = 1u; i < 8u; i++) {
+        al = blk_set_row(al, i, v8_exp(v8_min0(v8_sub(blk_row(brows, i), blk_row(brows, i - 1u)))));
+    }
     for (var s = r0; s < near; s++) {
-        let ts = ch.t0 + s;
-        let bs = cum_keys(ch.b, ch.h, ts, n0);
-        let one = upd(Blk(), m_rows(ch, r0, s), z_row(ch, ts, n0));
-        for (var i = 0u; i < 8u; i++) {
-            let w = toward(v8_sub(blk_row(brows, i), bs));
-            let row = blk_row(acc, i);
-            let add = v8_mul(blk_row(one, i), w);
-            acc = blk_set_row(acc, i, V8(row.lo + add.lo, row.hi + add.hi));
-        }
+        acc = diag_step(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0), al, s - r0);
     }
 #else
 #ifdef BACKWARD

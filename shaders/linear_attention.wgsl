@@ -10,7 +10,8 @@
 //   dL/db_t = q_t ⊙ dq_t − k_t ⊙ dk_t (+ S_T ⊙ dS_T summed over v at t = T)
 //   dL/dlog α_s = Σ_{t ≥ s} dL/db_t
 // (over the whole sequence: b_t − b_s only ever appears as a difference).
-// la_recurrent runs the plain recurrence, one step at a time, for streaming.
+// la_recurrent runs the plain recurrence, one step at a time, for streaming;
+// la_rec_grad its backward, as walks over the steps (no chunk states).
 
 #import la_core
 
@@ -110,12 +111,17 @@ fn la_dgate(@builtin(global_invocation_id) gid: vec3<u32>) {
 #endif
 
 #ifdef LA_RECURRENT
+#define LA_STEPWISE
+#endif
+#ifdef LA_REC_GRAD
+#define LA_STEPWISE
+#endif
+
+#ifdef LA_STEPWISE
 @group(0) @binding(3) var<storage, read> q: array<f32>;            // key width
 @group(0) @binding(4) var<storage, read> k: array<f32>;            // key width
 @group(0) @binding(5) var<storage, read> v: array<f32>;            // value width
 @group(0) @binding(6) var<storage, read> g: array<f32>;            // log α (DECAY_SCALAR/VECTOR)
-@group(0) @binding(7) var<storage, read_write> state: array<f32>;  // (B, H, dk, dv), updated in place
-@group(0) @binding(8) var<storage, read_write> out: array<f32>;    // value width
 
 fn log_decay(b: u32, h: u32, t: u32, kk: u32) -> f32 {
     var x = 0.0;
@@ -130,6 +136,11 @@ fn log_decay(b: u32, h: u32, t: u32, kk: u32) -> f32 {
 #endif
     return x;
 }
+#endif
+
+#ifdef LA_RECURRENT
+@group(0) @binding(7) var<storage, read_write> state: array<f32>;  // (B, H, dk, dv), updated in place
+@group(0) @binding(8) var<storage, read_write> out: array<f32>;    // value width
 
 // One invocation per (value column, b·H + h), walking the steps in order.
 @compute @workgroup_size(64)
@@ -149,6 +160,84 @@ fn la_recurrent(@builtin(global_invocation_id) gid: vec3<u32>) {
             o += q[kat(b, h, t, kk)] * s;
         }
         out[vat(b, h, t, vi)] = o;
+    }
+}
+#endif
+
+#ifdef LA_REC_GRAD
+@group(0) @binding(7) var<storage, read> dout: array<f32>;          // value width
+@group(0) @binding(8) var<storage, read> start: array<f32>;         // (B, H, dk, dv): h0 / dL/dS_T (FLAG_START)
+@group(0) @binding(9) var<storage, read_write> state: array<f32>;   // (B, H, dk, dv): the walk's S_t or dL/dS_t
+@group(0) @binding(10) var<storage, read_write> grad: array<f32>;   // dq, dk (key width) or dv (COLUMNS)
+
+// The recurrent form's backward as three walks over the steps, each
+// invocation owning one row (key index) or column (COLUMNS, value index) of
+// its head's state so that its sum needs no other invocation:
+//   forward, rows:              S_t = α_t ⊙ S_{t−1} + k_t v_tᵀ,  dq_t = S_t do_t
+//   BACKWARD, rows:             D_t = q_t do_tᵀ + α_{t+1} ⊙ D_{t+1},  dk_t = D_t v_t
+//   BACKWARD + COLUMNS:         the same D_t,  dv_t = D_tᵀ k_t
+// with S from h0 and D from dL/dS_T (or zeros). After a reverse walk the
+// state holds α_1 ⊙ D_1 = dL/dS₀. The decay's gradient follows from dq and
+// dk (la_dgate).
+@compute @workgroup_size(64)
+fn la_rec_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let bh = gid.y;
+    let b = bh / p.heads;
+    let h = bh % p.heads;
+#ifdef COLUMNS
+    if i >= p.dv { return; }
+    let n = p.dk;
+#else
+    if i >= p.dk { return; }
+    let n = p.dv;
+#endif
+    for (var j = 0u; j < n; j++) {
+#ifdef COLUMNS
+        let e = (bh * p.dk + j) * p.dv + i;
+#else
+        let e = (bh * p.dk + i) * p.dv + j;
+#endif
+        var x = 0.0;
+        if has(FLAG_START) { x = start[e]; }
+        state[e] = x;
+    }
+    for (var s = 0u; s < p.len; s++) {
+#ifdef BACKWARD
+        let t = p.len - 1u - s;
+#else
+        let t = s;
+#endif
+        var acc = 0.0;
+#ifdef COLUMNS
+        let dt = dout[vat(b, h, t, i)];
+        for (var kk = 0u; kk < p.dk; kk++) {
+            let e = (bh * p.dk + kk) * p.dv + i;
+            let d = state[e] + q[kat(b, h, t, kk)] * dt;
+            acc += d * k[kat(b, h, t, kk)];
+            state[e] = exp(log_decay(b, h, t, kk)) * d;
+        }
+        grad[vat(b, h, t, i)] = acc;
+#else
+        let a = exp(log_decay(b, h, t, i));
+        let row = (bh * p.dk + i) * p.dv;
+#ifdef BACKWARD
+        let qt = q[kat(b, h, t, i)];
+        for (var vi = 0u; vi < p.dv; vi++) {
+            let d = state[row + vi] + qt * dout[vat(b, h, t, vi)];
+            acc += d * v[vat(b, h, t, vi)];
+            state[row + vi] = a * d;
+        }
+#else
+        let kt = k[kat(b, h, t, i)];
+        for (var vi = 0u; vi < p.dv; vi++) {
+            let x = a * state[row + vi] + kt * v[vat(b, h, t, vi)];
+            state[row + vi] = x;
+            acc += x * dout[vat(b, h, t, vi)];
+        }
+#endif
+        grad[kat(b, h, t, i)] = acc;
+#endif
     }
 }
 #endif

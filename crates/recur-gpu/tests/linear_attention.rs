@@ -187,11 +187,19 @@ impl Gpu {
     }
 }
 
+/// Which form runs a case: the chunked one with a chunk length, or the
+/// recurrent one.
+#[derive(Clone, Copy, Debug)]
+enum Form {
+    Chunked(usize),
+    Recurrent,
+}
+
 /// Runs one case forward and backward on the GPU and checks every result.
-fn check(dev: &Device, c: &Case, chunk: usize, layout: LaLayout, h0: bool, dlast: bool, tol: f32) {
+fn check(dev: &Device, c: &Case, form: Form, layout: LaLayout, h0: bool, dlast: bool, tol: f32) {
     let d = c.dims;
     let what = format!(
-        "{:?} {d:?} chunk {chunk} {layout:?} h0 {h0} dlast {dlast}",
+        "{:?} {d:?} {form:?} {layout:?} h0 {h0} dlast {dlast}",
         c.kind
     );
     let r = c.reference(h0);
@@ -199,16 +207,29 @@ fn check(dev: &Device, c: &Case, chunk: usize, layout: LaLayout, h0: bool, dlast
     let grads = reference::linear_attention_backward(&r, &c.dout, dlast.then_some(&c.dlast[..]));
     let g = Gpu::new(dev, c, layout);
     let x = g.inputs(c.kind, h0);
-    let la = ChunkedAttention { chunk, layout };
-    let fwd = la.forward(&x).unwrap();
-    let gr: LaGrads = la
-        .backward(&x, &fwd, &g.dout, dlast.then_some(&g.dlast))
-        .unwrap();
+    let dl = dlast.then_some(&g.dlast);
+    let ((o, l), gr): ((Tensor, Tensor), LaGrads) = match form {
+        Form::Chunked(chunk) => {
+            let la = ChunkedAttention { chunk, layout };
+            let fwd = la.forward(&x).unwrap();
+            let gr = la.backward(&x, &fwd, &g.dout, dl).unwrap();
+            ((fwd.out, fwd.last_state), gr)
+        }
+        Form::Recurrent => {
+            let la = ChunkedAttention {
+                layout,
+                ..Default::default()
+            };
+            let (o, l) = la.recurrent_from_start(&x).unwrap();
+            let gr = la.recurrent_backward(&x, &l, &g.dout, dl).unwrap();
+            ((o, l), gr)
+        }
+    };
     let close = |name: &str, got: Vec<f32>, want: &[f64]| {
         assert_close(&format!("{what}: {name}"), &got, &f32s(want), tol, tol);
     };
-    close("out", g.heads_first(&fwd.out, d.dv), &out);
-    close("last state", fwd.last_state.to_vec().unwrap(), &last);
+    close("out", g.heads_first(&o, d.dv), &out);
+    close("last state", l.to_vec().unwrap(), &last);
     close("dq", g.heads_first(&gr.dq, d.dk), &grads.dq);
     close("dk", g.heads_first(&gr.dk, d.dk), &grads.dk);
     close("dv", g.heads_first(&gr.dv, d.dv), &grads.dv);
@@ -241,16 +262,64 @@ fn every_decay_matches_the_recurrence_on_odd_shapes() {
         let seed = 100 * i as u64;
         // T = 1; d_k ≠ d_v.
         let c = Case::new(dims(2, 3, 1, 5, 3), kind, seed, 0.5);
-        check(&dev, &c, 64, LaLayout::Bhtd, true, true, 1e-4);
+        check(
+            &dev,
+            &c,
+            Form::Chunked(64),
+            LaLayout::Bhtd,
+            true,
+            true,
+            1e-4,
+        );
         // T not a multiple of the chunk, several chunks, both layouts.
         let c = Case::new(dims(2, 2, 37, 7, 9), kind, seed + 10, 0.5);
         for layout in [LaLayout::Bhtd, LaLayout::Bthd] {
-            check(&dev, &c, 16, layout, true, true, 1e-4);
+            check(&dev, &c, Form::Chunked(16), layout, true, true, 1e-4);
         }
-        check(&dev, &c, 16, LaLayout::Bhtd, false, false, 1e-4);
+        check(
+            &dev,
+            &c,
+            Form::Chunked(16),
+            LaLayout::Bhtd,
+            false,
+            false,
+            1e-4,
+        );
         // Widths over a workgroup's 64-column block, one long chunk.
         let c = Case::new(dims(1, 1, 70, 66, 67), kind, seed + 20, 0.1);
-        check(&dev, &c, 64, LaLayout::Bthd, true, false, 2e-4);
+        check(
+            &dev,
+            &c,
+            Form::Chunked(64),
+            LaLayout::Bthd,
+            true,
+            false,
+            2e-4,
+        );
+    }
+}
+
+#[test]
+fn the_recurrent_form_and_its_backward_match_the_reference() {
+    let Some(dev) = common::device() else { return };
+    for (i, kind) in DecayKind::ALL.into_iter().enumerate() {
+        let seed = 50 + 100 * i as u64;
+        let c = Case::new(dims(2, 3, 1, 5, 3), kind, seed, 0.5);
+        check(&dev, &c, Form::Recurrent, LaLayout::Bhtd, true, true, 1e-4);
+        let c = Case::new(dims(2, 2, 37, 7, 9), kind, seed + 10, 0.5);
+        check(&dev, &c, Form::Recurrent, LaLayout::Bthd, true, true, 1e-4);
+        check(
+            &dev,
+            &c,
+            Form::Recurrent,
+            LaLayout::Bhtd,
+            false,
+            false,
+            1e-4,
+        );
+        // Widths over a workgroup's 64 rows or columns.
+        let c = Case::new(dims(1, 1, 20, 66, 67), kind, seed + 20, 0.1);
+        check(&dev, &c, Form::Recurrent, LaLayout::Bthd, true, false, 2e-4);
     }
 }
 
@@ -260,7 +329,16 @@ fn strong_decays_over_long_chunks_stay_finite_and_exact() {
     for kind in [DecayKind::Scalar, DecayKind::Vector] {
         // log α down to −20 per step: e^{b_C} underflows within a chunk.
         let c = Case::new(dims(1, 2, 100, 8, 4), kind, 7, 20.0);
-        check(&dev, &c, 64, LaLayout::Bhtd, true, true, 1e-4);
+        check(
+            &dev,
+            &c,
+            Form::Chunked(64),
+            LaLayout::Bhtd,
+            true,
+            true,
+            1e-4,
+        );
+        check(&dev, &c, Form::Recurrent, LaLayout::Bhtd, true, true, 1e-4);
     }
 }
 
@@ -414,4 +492,10 @@ fn bad_inputs_are_typed_errors_naming_the_op() {
     }
     let state = t(&[1, 2, 4, 4]);
     assert!(la.recurrent(&ok, &state).is_err());
+    match la.recurrent_backward(&ok, &state, &fwd.out, None) {
+        Err(Error::ShapeMismatch { op, .. }) => {
+            assert_eq!(op, "linear_attention_recurrent_backward")
+        }
+        other => panic!("{other:?}"),
+    }
 }

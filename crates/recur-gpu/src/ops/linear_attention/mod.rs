@@ -338,6 +338,9 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             v.push(c.key::<la::LaCumulate>(d, false));
             v.push(c.key::<la::LaRecurrent>(d, false));
             v.push(c.key::<la::LaDgate>(d, false));
+            for (bw, cols) in [(false, false), (true, false), (true, true)] {
+                v.push(c.key::<la::LaRecGrad>(d, bw).flag("COLUMNS", cols));
+            }
             for bw in [false, true] {
                 v.push(c.key::<ch::LaMap>(d, bw));
                 v.push(c.key::<la::LaCarry>(d, bw));
