@@ -8,7 +8,8 @@
 //              A_ts = Σ_k q_tk k_sk e^{b_tk − b_sk}; BACKWARD: P_ts = do_t · v_s
 //              (times e^{b_t − b_s} for scalar decays; a vector decay is
 //              applied where P is used).
-//   la_prescale  a vector decay's q̂ and k̂, relative to their 8-step block.
+//   la_prescale  a vector decay's q̂ and k̂, relative to their 8-step block,
+//              and q̃ and k̃, relative to their chunk.
 //   la_apply   out_r = Σ_s M_rs z_s + edge-weighted X_r · state, with
 //              M = A, z = v, X = q: the output (rows: s ≤ r); BACKWARD
 //              (columns: s ≥ r, M transposed): M = A, z = dout, X = k: dv.
@@ -79,6 +80,10 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
     let blast = cum_keys(ch.b, ch.h, ch.last, k0);
     var acc = Blk();
     for (var t = ch.t0; t <= ch.last; t++) {
+#ifdef DECAY_VECTOR
+        // xs is q̃ / k̃ (la_prescale): already weighted.
+        acc = upd(acc, x_keys(ch, t, k0), z_values(ch, t, v0));
+#else
         let bt = cum_keys(ch.b, ch.h, t, k0);
 #ifdef BACKWARD
         let w = v8_exp(bt);
@@ -86,6 +91,7 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
         let w = v8_exp(v8_sub(blast, bt));
 #endif
         acc = upd(acc, v8_mul(x_keys(ch, t, k0), w), z_values(ch, t, v0));
+#endif
     }
     for (var i = 0u; i < 8u; i++) {
         let row = blk_row(acc, i);
@@ -445,19 +451,9 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 #endif
     // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r}.
     var it = Blk();
+    // (A vector decay's X here is q̃ / k̃ from la_prescale, already weighted.)
     for (var m = 0u; m < m_width(); m++) {
-        var x = x_steps(ch, tr, m);
-#ifdef DECAY_VECTOR
-#ifndef GRADQK
-        let bm = cum_steps(ch.b, ch.h, tr, m);
-#ifdef BACKWARD
-        x = v8_mul(x, v8_exp(v8_min0(v8_sub(v8_splat(cumc(ch.b, ch.h, ch.last, m)), bm))));
-#else
-        x = v8_mul(x, v8_exp(v8_min0(bm)));
-#endif
-#endif
-#endif
-        it = upd(it, x, y_row(ch, m, n0));
+        it = upd(it, x_steps(ch, tr, m), y_row(ch, m, n0));
     }
 #ifdef DECAY_VECTOR
 #ifdef GRADQK
@@ -496,10 +492,14 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 @group(0) @binding(4) var<storage, read> k: array<f32>;            // key width
 @group(0) @binding(5) var<storage, read_write> qh: array<f32>;     // q̂: q_t ⊙ e^{b_t − b_first}
 @group(0) @binding(6) var<storage, read_write> kh: array<f32>;     // k̂: k_t ⊙ e^{b_last − b_t}
+@group(0) @binding(7) var<storage, read_write> qc: array<f32>;     // q̃: q_t ⊙ e^{b_t} (relative to the chunk's start)
+@group(0) @binding(8) var<storage, read_write> kc: array<f32>;     // k̃: k_t ⊙ e^{b_C − b_t} (to the chunk's end)
 
-// A vector decay's operands relative to their block of 8 steps: the first
-// step of the block for q, the last (within the chunk) for k; both factors
-// ≤ 1. One invocation per (key, chunk, b·H + h) walks the chunk's steps.
+// A vector decay's operands relative to their block of 8 steps (the first
+// step of the block for q, the last within the chunk for k) and to their
+// chunk (its start for q, its end for k, which la_map and the state terms of
+// la_apply use); every factor ≤ 1. One invocation per (key, chunk, b·H + h)
+// walks the chunk's steps.
 @compute @workgroup_size(64)
 fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
     let kk = gid.x;
@@ -512,6 +512,8 @@ fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
         let i = kat(ch.b, ch.h, t, kk);
         qh[i] = q[i] * exp(min(bt - cum(ch.b, ch.h, first, kk), 0.0));
         kh[i] = k[i] * exp(min(cum(ch.b, ch.h, last, kk) - bt, 0.0));
+        qc[i] = q[i] * exp(min(bt, 0.0));
+        kc[i] = k[i] * exp(min(cum(ch.b, ch.h, ch.last, kk) - bt, 0.0));
     }
 }
 #endif

@@ -3,7 +3,7 @@
 //! give dq and dk, the forward's scores dv; the decay's gradient follows
 //! from dq and dk.
 
-use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, FLAG_GRAD, FLAG_START};
+use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, Operands, FLAG_GRAD, FLAG_START};
 use crate::bindings::{la_chunk as ch, linear_attention as la};
 use crate::error::{check_shape, Result};
 use crate::ops::{all_f32, device_of};
@@ -80,10 +80,11 @@ impl ChunkedAttention {
         };
         let dstates = dev.alloc(op, fwd.chunk_states.shape(), DType::F32)?;
         let dh0 = dev.alloc(op, &state_shape, DType::F32)?;
+        let ops = Operands::of(x, fwd.prescaled.as_ref());
         let map = ch::LaMap {
             lg: lg.into(),
             gc: gcb.into(),
-            xs: x.q.into(),
+            xs: ops.q_chunk.into(),
             zs: dout.into(),
             sums: (&dstates).into(),
         };
@@ -115,16 +116,12 @@ impl ChunkedAttention {
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
         let dv = dev.alloc(op, x.v.shape(), DType::F32)?;
-        let (qh, kh) = match &fwd.prescaled {
-            Some([qh, kh]) => (qh, kh),
-            None => (x.q, x.k),
-        };
         let passes = [
             Apply {
                 columns: true,
                 grad_qk: false,
                 att: &fwd.scores,
-                xs: x.k,
+                xs: ops.k_chunk,
                 zs: dout,
                 zh: dout,
                 st: &dstates,
@@ -137,7 +134,7 @@ impl ChunkedAttention {
                 att: &dscores,
                 xs: dout,
                 zs: x.k,
-                zh: kh,
+                zh: ops.k_block,
                 st: &fwd.chunk_states,
                 out: &dq,
                 width: s.dk,
@@ -148,7 +145,7 @@ impl ChunkedAttention {
                 att: &dscores,
                 xs: x.v,
                 zs: x.q,
-                zh: qh,
+                zh: ops.q_block,
                 st: &dstates,
                 out: &dk,
                 width: s.dk,

@@ -106,10 +106,25 @@ pub struct LaOutput {
     /// (B·H·K, C, C): each chunk's causal scores Σ_k q_tk k_sk e^{b_tk − b_sk}
     /// (lower triangle), what the backward reads.
     pub scores: Tensor,
-    /// A vector decay's q̂ and k̂: q and k relative to their block of 8 steps
-    /// (q_t e^{b_t − b_first}, k_t e^{b_last − b_t}).
-    pub prescaled: Option<[Tensor; 2]>,
+    /// A vector decay's q and k relative to their block of 8 steps (q̂_t =
+    /// q_t e^{b_t − b_first}, k̂_t = k_t e^{b_last − b_t}) and to their chunk
+    /// (q̃_t = q_t e^{b_t}, k̃_t = k_t e^{b_C − b_t}).
+    pub prescaled: Option<Prescaled>,
     /// (B, H, T, W): the cumulative log-decays within each chunk (W = 1 or
     /// d_k; absent for [`Decay::None`] and [`Decay::Head`]).
     pub cum_decay: Option<Tensor>,
+}
+
+/// A vector decay's operands relative to a reference step, every factor
+/// ≤ 1 ([`LaOutput::prescaled`]); each like q.
+#[derive(Clone, Debug)]
+pub struct Prescaled {
+    /// q̂: q relative to the first step of its block of 8.
+    pub q_block: Tensor,
+    /// k̂: k relative to the last step of its block of 8 (within the chunk).
+    pub k_block: Tensor,
+    /// q̃: q relative to its chunk's start.
+    pub q_chunk: Tensor,
+    /// k̃: k relative to its chunk's end.
+    pub k_chunk: Tensor,
 }

@@ -16,7 +16,7 @@ mod inputs;
 mod recurrent;
 
 pub use backward::LaGrads;
-pub use inputs::{Decay, DecayKind, LaInputs, LaLayout, LaOutput};
+pub use inputs::{Decay, DecayKind, LaInputs, LaLayout, LaOutput, Prescaled};
 
 use super::{all_f32, device_of, u32_of};
 use crate::bindings::{la_chunk as ch, la_core::Params, linear_attention as la};
@@ -217,28 +217,35 @@ impl ChunkedAttention {
         Ok(Some(gc))
     }
 
-    /// A vector decay's q̂ and k̂ (`la_prescale`): q and k relative to their
-    /// block of 8 steps.
-    fn prescale(&self, x: &LaInputs, p: &Params, gc: &Tensor) -> Result<Option<[Tensor; 2]>> {
+    /// A vector decay's q̂, k̂, q̃ and k̃ (`la_prescale`): q and k relative to
+    /// their block of 8 steps and to their chunk.
+    fn prescale(&self, x: &LaInputs, p: &Params, gc: &Tensor) -> Result<Option<Prescaled>> {
         if x.decay.kind() != DecayKind::Vector {
             return Ok(None);
         }
         let op = "linear_attention";
         let dev = x.q.device(op)?;
-        let qh = dev.alloc(op, x.q.shape(), DType::F32)?;
-        let kh = dev.alloc(op, x.k.shape(), DType::F32)?;
+        let alloc = || dev.alloc(op, x.q.shape(), DType::F32);
+        let s = Prescaled {
+            q_block: alloc()?,
+            k_block: alloc()?,
+            q_chunk: alloc()?,
+            k_chunk: alloc()?,
+        };
         let bind = ch::LaPrescale {
             lg: gc.into(),
             gc: gc.into(),
             q: x.q.into(),
             k: x.k.into(),
-            qh: (&qh).into(),
-            kh: (&kh).into(),
+            qh: (&s.q_block).into(),
+            kh: (&s.k_block).into(),
+            qc: (&s.q_chunk).into(),
+            kc: (&s.k_chunk).into(),
         };
         let groups = [p.dk.div_ceil(64), p.chunks, p.batch * p.heads];
         let key = self.key::<ch::LaPrescale>(DecayKind::Vector, false);
         dev.launch(&key, p, &bind, groups)?;
-        Ok(Some([qh, kh]))
+        Ok(Some(s))
     }
 
     /// The chunked forward: four dispatches, five with a scalar decay (the
@@ -263,10 +270,12 @@ impl ChunkedAttention {
         let scores = dev.alloc(op, &[bh * k, self.chunk, self.chunk], DType::F32)?;
         let out = dev.alloc(op, x.v.shape(), DType::F32)?;
         let kind = x.decay.kind();
+        let prescaled = self.prescale(x, &p, gcb)?;
+        let ops = Operands::of(x, prescaled.as_ref());
         let map = ch::LaMap {
             lg: lg.into(),
             gc: gcb.into(),
-            xs: x.k.into(),
+            xs: ops.k_chunk.into(),
             zs: x.v.into(),
             sums: (&states).into(),
         };
@@ -287,11 +296,6 @@ impl ChunkedAttention {
         let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
         let key = self.key::<la::LaCarry>(kind, false);
         dev.launch(&key, &p, &carry, carry_groups)?;
-        let prescaled = self.prescale(x, &p, gcb)?;
-        let (qh, kh) = match &prescaled {
-            Some([qh, kh]) => (qh, kh),
-            None => (x.q, x.k),
-        };
         let nb = self.chunk / 8;
         let bind = ch::LaScores {
             lg: lg.into(),
@@ -299,8 +303,8 @@ impl ChunkedAttention {
             xs: x.q.into(),
             ys: x.k.into(),
             att: (&scores).into(),
-            xh: qh.into(),
-            yh: kh.into(),
+            xh: ops.q_block.into(),
+            yh: ops.k_block.into(),
         };
         let key = self.key::<ch::LaScores>(kind, false);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
@@ -308,7 +312,7 @@ impl ChunkedAttention {
             lg: lg.into(),
             gc: gcb.into(),
             att: (&scores).into(),
-            xs: x.q.into(),
+            xs: ops.q_chunk.into(),
             zs: x.v.into(),
             st: (&states).into(),
             out: (&out).into(),
@@ -324,6 +328,34 @@ impl ChunkedAttention {
             prescaled,
             cum_decay: gc,
         })
+    }
+}
+
+/// q and k as each pass reads them: themselves, or for a vector decay
+/// relative to their block or chunk.
+pub(crate) struct Operands<'a> {
+    pub q_block: &'a Tensor,
+    pub k_block: &'a Tensor,
+    pub q_chunk: &'a Tensor,
+    pub k_chunk: &'a Tensor,
+}
+
+impl<'a> Operands<'a> {
+    pub fn of(x: &LaInputs<'a>, s: Option<&'a Prescaled>) -> Self {
+        match s {
+            Some(s) => Self {
+                q_block: &s.q_block,
+                k_block: &s.k_block,
+                q_chunk: &s.q_chunk,
+                k_chunk: &s.k_chunk,
+            },
+            None => Self {
+                q_block: x.q,
+                k_block: x.k,
+                q_chunk: x.q,
+                k_chunk: x.k,
+            },
+        }
     }
 }
 
