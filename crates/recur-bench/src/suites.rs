@@ -106,7 +106,9 @@ pub fn gemm_case(dev: &Device, runs: usize, case: GemmCase) -> anyhow::Result<Re
     let t = measure(dev, runs, 1, || Ok(cfg.run_into(&a, &b, None, &c)?))?;
     let flops = 2.0 * (m * n * k) as f64;
     let bytes = (dtype.size() * (m * k + k * n + m * n)) as f64;
-    let mut name = match kernel.resolve(dev.info().device_type) {
+    let info = dev.info();
+    let mut name = match kernel.resolve(info.device_type, info.coop_f16) {
+        GemmKernel::Coop => "gemm_coop_f16in".to_string(),
         GemmKernel::Tiled | GemmKernel::Auto => "gemm_tiled".to_string(),
         GemmKernel::Blocked => "gemm_blocked".to_string(),
         GemmKernel::Naive => "gemm_naive".to_string(),
@@ -169,6 +171,28 @@ pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
                     trans: (false, trans_b),
                     dtype,
                     ..GemmCase::new(headline, kernel)
+                };
+                out.push(gemm_case(dev, runs, case)?);
+            }
+        }
+    }
+    // Tensor cores (f16 products, f32 accumulation), where the device has
+    // them (`RECUR_COOPERATIVE_MATRIX=1`), and the large cube on GPUs.
+    let big = (4096, 4096, 4096);
+    let gpu = dev.info().device_type != recur_gpu::wgpu::DeviceType::Cpu;
+    if gpu && !quick {
+        out.push(gemm_case(dev, runs, GemmCase::new(big, GemmKernel::Auto))?);
+    }
+    if dev.info().coop_f16 {
+        let mut sizes = vec![headline];
+        if !quick {
+            sizes.push(big);
+        }
+        for s in sizes {
+            for trans_b in [false, true] {
+                let case = GemmCase {
+                    trans: (false, trans_b),
+                    ..GemmCase::new(s, GemmKernel::Coop)
                 };
                 out.push(gemm_case(dev, runs, case)?);
             }

@@ -29,6 +29,11 @@ pub struct DeviceOptions {
     /// Cache bind groups by pipeline and buffer ranges (on by default; off
     /// only to measure what the cache saves).
     pub cache_bind_groups: bool,
+    /// Enable wgpu's experimental cooperative matrices (tensor cores) when
+    /// the adapter has a 16x16x16 f16 x f16 + f32 configuration, for
+    /// [`crate::ops::gemm::GemmKernel::Coop`]. Off by default: wgpu marks the
+    /// feature experimental.
+    pub cooperative_matrix: bool,
 }
 
 impl Default for DeviceOptions {
@@ -39,14 +44,19 @@ impl Default for DeviceOptions {
             power: wgpu::PowerPreference::HighPerformance,
             features: OPTIONAL_FEATURES,
             cache_bind_groups: true,
+            cooperative_matrix: false,
         }
     }
 }
 
 impl DeviceOptions {
-    /// Defaults overridden by `RECUR_ADAPTER` and `RECUR_BACKEND`.
+    /// Defaults overridden by `RECUR_ADAPTER`, `RECUR_BACKEND` and
+    /// `RECUR_COOPERATIVE_MATRIX=1` (opt into cooperative matrices).
     pub fn from_env() -> Result<Self> {
-        let mut o = Self::default();
+        let mut o = Self {
+            cooperative_matrix: std::env::var("RECUR_COOPERATIVE_MATRIX").is_ok_and(|v| v == "1"),
+            ..Self::default()
+        };
         if let Ok(name) = std::env::var("RECUR_ADAPTER") {
             if !name.is_empty() {
                 o.adapter = Some(name);
@@ -99,6 +109,10 @@ pub struct DeviceInfo {
     pub limits: wgpu::Limits,
     /// Fewest and most invocations in a subgroup.
     pub subgroup_size: (u32, u32),
+    /// Cooperative matrices are enabled with a 16x16x16 f16 x f16 + f32
+    /// configuration, subgroups of exactly 32 and room for
+    /// [`crate::ops::gemm::GemmKernel::Coop`]'s 24 KiB of workgroup memory.
+    pub coop_f16: bool,
 }
 
 impl DeviceInfo {
@@ -128,6 +142,10 @@ impl std::fmt::Display for DeviceInfo {
             (wgpu::Features::SUBGROUP, "SUBGROUP"),
             (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
             (wgpu::Features::IMMEDIATES, "IMMEDIATES"),
+            (
+                wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+                "COOPERATIVE_MATRIX",
+            ),
         ]
         .into_iter()
         .filter(|(ft, _)| self.features.contains(*ft))
@@ -233,25 +251,56 @@ impl Device {
                 hint: NO_ADAPTER_HINT,
             });
         };
-        Self::open(adapter, options.features, options.cache_bind_groups).await
+        Self::open(
+            adapter,
+            options.features,
+            options.cache_bind_groups,
+            options.cooperative_matrix,
+        )
+        .await
     }
 
     /// Opens a device on `adapter`, with its own limits and those of
     /// `features` (a subset of [`OPTIONAL_FEATURES`]) that it has.
     pub async fn from_adapter(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Self> {
-        Self::open(adapter, features, true).await
+        Self::open(adapter, features, true, false).await
     }
 
-    async fn open(adapter: wgpu::Adapter, features: wgpu::Features, cache: bool) -> Result<Self> {
+    async fn open(
+        adapter: wgpu::Adapter,
+        features: wgpu::Features,
+        cache: bool,
+        coop: bool,
+    ) -> Result<Self> {
         let ainfo = adapter.get_info();
-        let features = adapter.features() & OPTIONAL_FEATURES & features;
+        let mut features = adapter.features() & OPTIONAL_FEATURES & features;
+        let coop_config = adapter.cooperative_matrix_properties().iter().any(|c| {
+            (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
+                && c.ab_type == wgpu::CooperativeScalarType::F16
+                && c.cr_type == wgpu::CooperativeScalarType::F32
+        });
+        let coop = coop
+            && coop_config
+            && adapter
+                .features()
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        let experimental = if coop {
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: asked for by the caller (`DeviceOptions::
+            // cooperative_matrix`, off by default); only the Coop GEMM
+            // kernel uses the feature, and only on an adapter that reports
+            // the exact configuration it is written for.
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let limits = adapter.limits();
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("recur"),
                 required_features: features,
                 required_limits: limits.clone(),
-                experimental_features: wgpu::ExperimentalFeatures::disabled(),
+                experimental_features: experimental,
                 memory_hints: wgpu::MemoryHints::Performance,
                 trace: wgpu::Trace::Off,
             })
@@ -278,6 +327,15 @@ impl Device {
             features: device.features(),
             limits: device.limits(),
             subgroup_size: (ainfo.subgroup_min_size, ainfo.subgroup_max_size),
+            coop_f16: false,
+        };
+        let info = DeviceInfo {
+            coop_f16: coop
+                && info.has(wgpu::Features::SUBGROUP)
+                && info.has(wgpu::Features::SHADER_F16)
+                && info.subgroup_size == (32, 32)
+                && info.limits.max_compute_workgroup_storage_size >= 24 * 1024,
+            ..info
         };
         let engine = EngineBuffers::new(&device, &info.limits, cache);
         Ok(Self {

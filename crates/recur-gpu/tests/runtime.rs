@@ -18,9 +18,34 @@ fn device_info_reports_adapter_features_and_limits() {
         info.limits.max_storage_buffer_binding_size >= 128 << 20,
         "adapter limits were not requested"
     );
-    assert!(recur_gpu::OPTIONAL_FEATURES.contains(info.features));
+    let allowed =
+        recur_gpu::OPTIONAL_FEATURES | recur_gpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+    assert!(allowed.contains(info.features));
     let text = info.to_string();
     assert!(text.contains(&info.name) && text.contains("storage binding"));
+}
+
+#[test]
+fn cooperative_matrices_are_opt_in_and_need_the_adapters_configuration() {
+    let Some(_) = common::device() else { return };
+    let off = pollster::block_on(Device::with_options(Default::default())).unwrap();
+    assert!(!off.info().coop_f16);
+    assert!(!off
+        .info()
+        .has(recur_gpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX));
+    let options = recur_gpu::DeviceOptions {
+        cooperative_matrix: true,
+        ..Default::default()
+    };
+    let on = pollster::block_on(Device::with_options(options)).unwrap();
+    let enabled = on
+        .info()
+        .has(recur_gpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+    // coop_f16 implies the feature (and, on lavapipe, neither is there).
+    assert!(!on.info().coop_f16 || enabled);
+    if on.info().device_type == recur_gpu::wgpu::DeviceType::Cpu {
+        assert!(!on.info().coop_f16);
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! GEMM launcher (`shaders/gemm.wgsl`).
 
 use super::{device_of, storage_dtype, u32_of, Activation};
-use crate::bindings::{gemm as tiled, gemm_blocked as blocked, gemm_io::Params};
+use crate::bindings::{gemm as tiled, gemm_blocked as blocked, gemm_coop as coop, gemm_io::Params};
 use crate::error::{Error, Result};
 use crate::kernel::KernelKey;
 use crate::tensor::{DType, Tensor};
@@ -18,17 +18,25 @@ pub enum GemmKernel {
     Blocked,
     /// One output per invocation (the benchmark baseline).
     Naive,
+    /// Tensor cores: f16 products, f32 accumulation (`gemm_coop`), where
+    /// the device has them ([`crate::DeviceInfo::coop_f16`], opted into with
+    /// `DeviceOptions::cooperative_matrix`); [`GemmKernel::Auto`]'s FFMA
+    /// kernel everywhere else. Opt-in mixed precision: operands are rounded
+    /// to f16.
+    Coop,
 }
 
 impl GemmKernel {
-    /// Every concrete kernel (not `Auto`).
+    /// Every concrete f32 kernel (not `Auto`, not `Coop`).
     pub const ALL: [GemmKernel; 3] = [GemmKernel::Tiled, GemmKernel::Blocked, GemmKernel::Naive];
 
-    /// The concrete kernel for an adapter type.
-    pub fn resolve(self, device_type: wgpu::DeviceType) -> GemmKernel {
+    /// The concrete kernel for an adapter type; `Coop` stays `Coop` only
+    /// when the device can run it.
+    pub fn resolve(self, device_type: wgpu::DeviceType, coop_f16: bool) -> GemmKernel {
         match (self, device_type) {
-            (GemmKernel::Auto, wgpu::DeviceType::Cpu) => GemmKernel::Blocked,
-            (GemmKernel::Auto, _) => GemmKernel::Tiled,
+            (GemmKernel::Coop, _) if coop_f16 => GemmKernel::Coop,
+            (GemmKernel::Auto | GemmKernel::Coop, wgpu::DeviceType::Cpu) => GemmKernel::Blocked,
+            (GemmKernel::Auto | GemmKernel::Coop, _) => GemmKernel::Tiled,
             (k, _) => k,
         }
     }
@@ -36,7 +44,7 @@ impl GemmKernel {
     /// Output rows and columns covered by one workgroup.
     fn tile(self) -> (usize, usize) {
         match self {
-            GemmKernel::Tiled | GemmKernel::Auto => (64, 64),
+            GemmKernel::Tiled | GemmKernel::Auto | GemmKernel::Coop => (64, 64),
             GemmKernel::Blocked => (8, 64),
             GemmKernel::Naive => (16, 16),
         }
@@ -202,7 +210,9 @@ impl Gemm {
             beta: self.beta,
             ..Params::default()
         };
-        let kernel = self.kernel.resolve(dev.info().device_type);
+        let kernel = self
+            .kernel
+            .resolve(dev.info().device_type, dev.info().coop_f16);
         // The blocked kernel's workgroup is 8 invocations: one subgroup when
         // subgroups have at least 8 lanes.
         let subgroups = kernel == GemmKernel::Blocked && dev.info().subgroups_of_at_least(8);
@@ -254,6 +264,7 @@ impl Gemm {
                 dev.launch(&key, &params, &bindings!(blocked::GemmBlocked), groups)
             }
             GemmKernel::Naive => dev.launch(&key, &params, &bindings!(tiled::GemmNaive), groups),
+            GemmKernel::Coop => dev.launch(&key, &params, &bindings!(coop::GemmCoop), groups),
         }
     }
 }
@@ -263,6 +274,7 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: 
         GemmKernel::Tiled | GemmKernel::Auto => KernelKey::of::<tiled::Gemm>(),
         GemmKernel::Blocked => KernelKey::of::<blocked::GemmBlocked>(),
         GemmKernel::Naive => KernelKey::of::<tiled::GemmNaive>(),
+        GemmKernel::Coop => KernelKey::of::<coop::GemmCoop>(),
     }
     .flag("TRANS_A", trans_a)
     .flag("TRANS_B", trans_b)
@@ -272,7 +284,7 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: 
 
 pub(crate) fn variants() -> Vec<KernelKey> {
     let mut v = Vec::new();
-    for kernel in GemmKernel::ALL {
+    for kernel in GemmKernel::ALL.into_iter().chain([GemmKernel::Coop]) {
         for bits in 0..16 {
             let (ta, tb, bias, f16) = (bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
             v.push(key(kernel, ta, tb, bias, false).flag("F16", f16));
