@@ -100,7 +100,7 @@ def gemm(runs, quick):
         if dt == torch.float16:
             name, peers, dtype = "torch_gemm_f16", ["gemm_coop_f16in" + suffix], "f16"
         else:
-            name, peers, dtype = "torch_gemm" + suffix, [p + suffix for p in ("gemm_tiled", "gemm_blocked", "gemm_naive")], "f32"
+            name, peers, dtype = "torch_gemm" + suffix, [p + suffix for p in ("gemm_auto", "gemm_tiled", "gemm_wide", "gemm_blocked", "gemm_naive")], "f32"
         out.append(record("gemm", name, "fwd", {"m": m, "n": n, "k": k}, ms, peers, dtype,
                           gflops=lambda t: 2 * m * n * k / t / 1e6))
     return out

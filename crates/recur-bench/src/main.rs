@@ -83,6 +83,9 @@ fn main() -> anyhow::Result<()> {
         }
     };
     record::print_table(&records);
+    for (class, kernel) in dev.tuned() {
+        eprintln!("tuned: {class} -> {kernel}");
+    }
     if let Some(path) = cli.json {
         std::fs::write(&path, serde_json::to_string_pretty(&records)?)?;
         eprintln!("wrote {}", path.display());

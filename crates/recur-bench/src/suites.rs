@@ -107,10 +107,13 @@ pub fn gemm_case(dev: &Device, runs: usize, case: GemmCase) -> anyhow::Result<Re
     let flops = 2.0 * (m * n * k) as f64;
     let bytes = (dtype.size() * (m * k + k * n + m * n)) as f64;
     let info = dev.info();
+    // A tuning device picks Auto's kernel per shape class (dev.tuned()).
     let mut name = match kernel.resolve(info.device_type, info.coop_f16) {
+        _ if kernel == GemmKernel::Auto && dev.tuning() => "gemm_auto".to_string(),
         GemmKernel::Coop => "gemm_coop_f16in".to_string(),
         GemmKernel::Tiled | GemmKernel::Auto => "gemm_tiled".to_string(),
         GemmKernel::Blocked => "gemm_blocked".to_string(),
+        GemmKernel::Wide => "gemm_wide".to_string(),
         GemmKernel::Naive => "gemm_naive".to_string(),
     };
     match (trans_a, trans_b) {
@@ -164,7 +167,7 @@ pub fn gemm(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record
         out.push(gemm_case(dev, runs, GemmCase::new(s, GemmKernel::Auto))?);
     }
     let headline = (1024, 1024, 1024);
-    for kernel in [GemmKernel::Tiled, GemmKernel::Blocked] {
+    for kernel in [GemmKernel::Tiled, GemmKernel::Wide, GemmKernel::Blocked] {
         for dtype in dtypes(dev) {
             for trans_b in [false, true] {
                 let case = GemmCase {

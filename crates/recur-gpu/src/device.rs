@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernel::PipelineCache;
 use crate::pool::{MemoryStats, Pool};
 use crate::record::Recorder;
+use crate::tune::Tuner;
 
 const NO_ADAPTER_HINT: &str = "install a Vulkan driver (on Debian/Ubuntu: `apt-get install mesa-vulkan-drivers` \
      gives the lavapipe CPU driver; ci/install-vulkan.sh does this), or a GPU driver for Metal/DX12/Vulkan";
@@ -34,6 +35,13 @@ pub struct DeviceOptions {
     /// [`crate::ops::gemm::GemmKernel::Coop`]. Off by default: wgpu marks the
     /// feature experimental.
     pub cooperative_matrix: bool,
+    /// Choose kernels by measurement the first time a shape class is seen
+    /// (see [`Device::tuned`]); `None`: on for GPUs, off for CPU adapters
+    /// (whose deterministic rules are already their best).
+    pub tune: Option<bool>,
+    /// Keep tuned choices in this file across processes (lines of adapter,
+    /// shape class and kernel; a bad file is ignored).
+    pub tune_cache: Option<std::path::PathBuf>,
 }
 
 impl Default for DeviceOptions {
@@ -45,16 +53,22 @@ impl Default for DeviceOptions {
             features: OPTIONAL_FEATURES,
             cache_bind_groups: true,
             cooperative_matrix: false,
+            tune: None,
+            tune_cache: None,
         }
     }
 }
 
 impl DeviceOptions {
-    /// Defaults overridden by `RECUR_ADAPTER`, `RECUR_BACKEND` and
-    /// `RECUR_COOPERATIVE_MATRIX=1` (opt into cooperative matrices).
+    /// Defaults overridden by `RECUR_ADAPTER`, `RECUR_BACKEND`,
+    /// `RECUR_COOPERATIVE_MATRIX=1` (opt into cooperative matrices),
+    /// `RECUR_TUNE=0|1` and `RECUR_TUNE_CACHE=path`.
     pub fn from_env() -> Result<Self> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut o = Self {
-            cooperative_matrix: std::env::var("RECUR_COOPERATIVE_MATRIX").is_ok_and(|v| v == "1"),
+            cooperative_matrix: var("RECUR_COOPERATIVE_MATRIX").is_some_and(|v| v == "1"),
+            tune: var("RECUR_TUNE").map(|v| v != "0"),
+            tune_cache: var("RECUR_TUNE_CACHE").map(Into::into),
             ..Self::default()
         };
         if let Ok(name) = std::env::var("RECUR_ADAPTER") {
@@ -190,6 +204,8 @@ pub(crate) struct Shared {
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     /// The engine's parameter and index-error buffers.
     pub(crate) engine: EngineBuffers,
+    /// Kernel choices by measurement.
+    pub(crate) tuner: Tuner,
 }
 
 /// A GPU device with its queue, buffer pool, pipeline cache and the open
@@ -251,29 +267,23 @@ impl Device {
                 hint: NO_ADAPTER_HINT,
             });
         };
-        Self::open(
-            adapter,
-            options.features,
-            options.cache_bind_groups,
-            options.cooperative_matrix,
-        )
-        .await
+        Self::open(adapter, &options).await
     }
 
     /// Opens a device on `adapter`, with its own limits and those of
     /// `features` (a subset of [`OPTIONAL_FEATURES`]) that it has.
     pub async fn from_adapter(adapter: wgpu::Adapter, features: wgpu::Features) -> Result<Self> {
-        Self::open(adapter, features, true, false).await
+        let options = DeviceOptions {
+            features,
+            ..Default::default()
+        };
+        Self::open(adapter, &options).await
     }
 
-    async fn open(
-        adapter: wgpu::Adapter,
-        features: wgpu::Features,
-        cache: bool,
-        coop: bool,
-    ) -> Result<Self> {
+    async fn open(adapter: wgpu::Adapter, options: &DeviceOptions) -> Result<Self> {
         let ainfo = adapter.get_info();
-        let mut features = adapter.features() & OPTIONAL_FEATURES & features;
+        let (cache, coop) = (options.cache_bind_groups, options.cooperative_matrix);
+        let mut features = adapter.features() & OPTIONAL_FEATURES & options.features;
         let coop_config = adapter.cooperative_matrix_properties().iter().any(|c| {
             (c.m_size, c.n_size, c.k_size) == (16, 16, 16)
                 && c.ab_type == wgpu::CooperativeScalarType::F16
@@ -338,6 +348,13 @@ impl Device {
             ..info
         };
         let engine = EngineBuffers::new(&device, &info.limits, cache);
+        let tuner = Tuner::new(
+            options
+                .tune
+                .unwrap_or(info.device_type != wgpu::DeviceType::Cpu),
+            options.tune_cache.clone(),
+            &format!("{} {:?} {}", info.name, info.backend, info.driver),
+        );
         Ok(Self {
             shared: Arc::new(Shared {
                 device,
@@ -348,6 +365,7 @@ impl Device {
                 recorder: Mutex::new(Recorder::default()),
                 uncaptured,
                 engine,
+                tuner,
             }),
         })
     }

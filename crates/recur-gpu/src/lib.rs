@@ -30,6 +30,7 @@ pub mod record;
 pub mod reference;
 mod rng;
 mod tensor;
+mod tune;
 
 pub use device::{parse_backends, Device, DeviceInfo, DeviceOptions, OPTIONAL_FEATURES};
 pub use error::{Error, Result};

@@ -19,6 +19,8 @@ fn gemm_matches_reference_on_odd_shapes_and_every_variant() {
         (1, 1000, 3, 7),
         (3, 5, 70, 66),
         (2, 65, 1, 129),
+        // Several 128x128 tiles each way.
+        (1, 150, 260, 19),
     ];
     let acts = [Activation::Identity, Activation::Tanh, Activation::Relu];
     let mut case = 0u64;

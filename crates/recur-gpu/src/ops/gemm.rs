@@ -14,6 +14,9 @@ pub enum GemmKernel {
     Auto,
     /// 64x64 tiles, 8x8 register blocks, workgroup-memory staging.
     Tiled,
+    /// 128x128 tiles of 256 invocations, 8x8 register blocks, slabs of 8
+    /// double-buffered in workgroup memory: for large GPUs.
+    Wide,
     /// 8x8 register blocks read straight from global memory, no barriers.
     Blocked,
     /// One output per invocation (the benchmark baseline).
@@ -28,7 +31,12 @@ pub enum GemmKernel {
 
 impl GemmKernel {
     /// Every concrete f32 kernel (not `Auto`, not `Coop`).
-    pub const ALL: [GemmKernel; 3] = [GemmKernel::Tiled, GemmKernel::Blocked, GemmKernel::Naive];
+    pub const ALL: [GemmKernel; 4] = [
+        GemmKernel::Tiled,
+        GemmKernel::Wide,
+        GemmKernel::Blocked,
+        GemmKernel::Naive,
+    ];
 
     /// The concrete kernel for an adapter type; `Coop` stays `Coop` only
     /// when the device can run it.
@@ -45,6 +53,7 @@ impl GemmKernel {
     fn tile(self) -> (usize, usize) {
         match self {
             GemmKernel::Tiled | GemmKernel::Auto | GemmKernel::Coop => (64, 64),
+            GemmKernel::Wide => (128, 128),
             GemmKernel::Blocked => (8, 64),
             GemmKernel::Naive => (16, 16),
         }
@@ -210,9 +219,12 @@ impl Gemm {
             beta: self.beta,
             ..Params::default()
         };
-        let kernel = self
-            .kernel
-            .resolve(dev.info().device_type, dev.info().coop_f16);
+        let kernel = if self.kernel == GemmKernel::Auto && dev.tuning() {
+            self.tuned(&dev, a, b, bias, &s, dtype)?
+        } else {
+            self.kernel
+                .resolve(dev.info().device_type, dev.info().coop_f16)
+        };
         // The blocked kernel's workgroup is 8 invocations: one subgroup when
         // subgroups have at least 8 lanes.
         let subgroups = kernel == GemmKernel::Blocked && dev.info().subgroups_of_at_least(8);
@@ -264,8 +276,56 @@ impl Gemm {
                 dev.launch(&key, &params, &bindings!(blocked::GemmBlocked), groups)
             }
             GemmKernel::Naive => dev.launch(&key, &params, &bindings!(tiled::GemmNaive), groups),
+            GemmKernel::Wide => dev.launch(&key, &params, &bindings!(tiled::GemmWide), groups),
             GemmKernel::Coop => dev.launch(&key, &params, &bindings!(coop::GemmCoop), groups),
         }
+    }
+}
+
+impl Gemm {
+    /// `Auto`'s kernel by measurement: the fastest FFMA kernel for this
+    /// shape class (transposes, dtype, ⌈log₂⌉ of Z, M, N, K) on this device,
+    /// timed into a scratch output the first time the class is seen.
+    fn tuned(
+        &self,
+        dev: &crate::Device,
+        a: &Tensor,
+        b: &Tensor,
+        bias: Option<&Tensor>,
+        s: &GemmShape,
+        dtype: DType,
+    ) -> Result<GemmKernel> {
+        use crate::tune::bucket;
+        let class = format!(
+            "gemm {}{} {dtype:?} z{} m{} n{} k{}",
+            if self.trans_a { 't' } else { 'n' },
+            if self.trans_b { 't' } else { 'n' },
+            bucket(s.z),
+            bucket(s.m),
+            bucket(s.n),
+            bucket(s.k)
+        );
+        let of = |name: &str| match name {
+            "wide" => GemmKernel::Wide,
+            "blocked" => GemmKernel::Blocked,
+            _ => GemmKernel::Tiled,
+        };
+        let mut scratch = None;
+        let choice = dev.tune(&class, &["tiled", "wide", "blocked"], |name| {
+            if scratch.is_none() {
+                scratch = Some(dev.alloc("gemm", &self.out_shape(a, s), dtype)?);
+            }
+            let Some(c) = scratch.as_ref() else {
+                return Ok(());
+            };
+            let g = Gemm {
+                kernel: of(name),
+                beta: 0.0,
+                ..*self
+            };
+            g.run_into(a, b, bias, c)
+        })?;
+        Ok(of(choice))
     }
 }
 
@@ -274,6 +334,7 @@ fn key(kernel: GemmKernel, trans_a: bool, trans_b: bool, bias: bool, subgroups: 
         GemmKernel::Tiled | GemmKernel::Auto => KernelKey::of::<tiled::Gemm>(),
         GemmKernel::Blocked => KernelKey::of::<blocked::GemmBlocked>(),
         GemmKernel::Naive => KernelKey::of::<tiled::GemmNaive>(),
+        GemmKernel::Wide => KernelKey::of::<tiled::GemmWide>(),
         GemmKernel::Coop => KernelKey::of::<coop::GemmCoop>(),
     }
     .flag("TRANS_A", trans_a)
