@@ -11,8 +11,10 @@
 //
 // `rnn_step` (one dispatch per step): the recurrent product h_prev W_hhᵀ for
 //   four rows of W_hh and eight batch rows per invocation (two 4x4 register
-//   blocks), plus all the gate math; with TRAIN it saves what the backward
-//   needs (LSTM i,f,g,o; GRU r,z,n and W_hn h + b_hn).
+//   blocks; NARROW: four batch rows, one block, twice the workgroups for
+//   GPUs that a small batch leaves idle), plus all the gate math; with TRAIN
+//   it saves what the backward needs (LSTM i,f,g,o; GRU r,z,n and
+//   W_hn h + b_hn).
 // `rnn_persistent`: the whole sequence in one dispatch (see below).
 // The backward is in rnn_backward.wgsl.
 #import activations
@@ -87,6 +89,13 @@ fn elman_update(u: u32, b: u32, a: f32, t: u32, dst: u32) -> f32 {
 #endif
 
 #ifdef RNN_STEP
+// Batch rows per invocation.
+#ifdef NARROW
+const BROWS: u32 = 4u;
+#else
+const BROWS: u32 = 8u;
+#endif
+
 // The four rows of W_hh (indices into GH) that invocation `u` accumulates.
 fn rows(u: u32) -> vec4<u32> {
     let h = p.hidden;
@@ -105,7 +114,7 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
 ) {
     let h = p.hidden;
     let u = gid.x;
-    let b0 = gid.y * 8u;
+    let b0 = gid.y * BROWS;
     let r = rows(u);
     // Invocations past the last unit (RNN: r.x = 4u) compute on clamped
     // indices and store nothing, so that every lane reaches the shuffles.
@@ -125,12 +134,16 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
     for (; k0 + 8u <= h; k0 += 8u) {
         let kl = k0 + min(sid, 7u);
         let la = vec4<f32>(f32(hseq[ba.x + kl]), f32(hseq[ba.y + kl]), f32(hseq[ba.z + kl]), f32(hseq[ba.w + kl]));
+#ifndef NARROW
         let lc = vec4<f32>(f32(hseq[bc.x + kl]), f32(hseq[bc.y + kl]), f32(hseq[bc.z + kl]), f32(hseq[bc.w + kl]));
+#endif
         for (var kk = 0u; kk < 8u; kk++) {
             let wo = (k0 + kk) * gh();
             let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
             lo = rank1(lo, w4, subgroupShuffle(la, kk));
+#ifndef NARROW
             hi = rank1(hi, w4, subgroupShuffle(lc, kk));
+#endif
         }
     }
 #endif
@@ -138,11 +151,13 @@ fn rnn_step(@builtin(global_invocation_id) gid: vec3<u32>
         let wo = k0 * gh();
         let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
         lo = rank1(lo, w4, vec4<f32>(f32(hseq[ba.x + k0]), f32(hseq[ba.y + k0]), f32(hseq[ba.z + k0]), f32(hseq[ba.w + k0])));
+#ifndef NARROW
         hi = rank1(hi, w4, vec4<f32>(f32(hseq[bc.x + k0]), f32(hseq[bc.y + k0]), f32(hseq[bc.z + k0]), f32(hseq[bc.w + k0])));
+#endif
     }
     if !live { return; }
     let bias = vec4<f32>(f32(b_hh[rr.x]), f32(b_hh[rr.y]), f32(b_hh[rr.z]), f32(b_hh[rr.w]));
-    for (var i = 0u; i < 8u; i++) {
+    for (var i = 0u; i < BROWS; i++) {
         let b = b0 + i;
         if b >= p.batch { break; }
         var acc = hi;

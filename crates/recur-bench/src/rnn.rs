@@ -143,6 +143,7 @@ pub(crate) fn fused(dev: &Device, runs: usize, f: Fused) -> anyhow::Result<Recor
     let variant = match strategy {
         RnnStrategy::Persistent => "_persistent",
         RnnStrategy::Stepped => "_stepped",
+        RnnStrategy::SteppedNarrow => "_narrow",
         RnnStrategy::Auto => "",
     };
     let mode = if backward { "fwd+bwd" } else { "fwd" };
@@ -283,7 +284,11 @@ pub fn rnn(dev: &Device, runs: usize, quick: bool) -> anyhow::Result<Vec<Record>
             out.push(fused(dev, runs, f)?);
         }
     }
-    for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
+    for strategy in [
+        RnnStrategy::Stepped,
+        RnnStrategy::SteppedNarrow,
+        RnnStrategy::Persistent,
+    ] {
         let f = Fused {
             strategy,
             ..Fused::new(Cell::Lstm, a, false)

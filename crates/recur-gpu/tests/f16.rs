@@ -164,7 +164,11 @@ fn fused_recurrences_run_their_forward_with_f16_storage() {
             b_ih: Some(&bi32),
             b_hh: None,
         };
-        for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
+        for strategy in [
+            RnnStrategy::Stepped,
+            RnnStrategy::SteppedNarrow,
+            RnnStrategy::Persistent,
+        ] {
             for reverse in [false, true] {
                 let run = RnnRun {
                     reverse,

@@ -38,7 +38,11 @@ fn params(cell: Cell, d: RnnDims, seed: u64) -> RnnParams {
 }
 
 fn check(cell: Cell, d: RnnDims, reverse: bool, with_state: bool, seed: u64) {
-    for strategy in [RnnStrategy::Stepped, RnnStrategy::Persistent] {
+    for strategy in [
+        RnnStrategy::Stepped,
+        RnnStrategy::SteppedNarrow,
+        RnnStrategy::Persistent,
+    ] {
         check_with(strategy, cell, d, reverse, with_state, seed);
     }
 }

@@ -126,3 +126,56 @@ fn cpu_adapters_do_not_tune_by_default() {
         assert_eq!(dev.tune_measurements(), 0);
     }
 }
+
+#[test]
+fn rnn_auto_measures_its_strategies_once_and_matches_stepped() {
+    use recur_gpu::ops::rnn::{rnn_forward_run, Cell, RnnRun, RnnStrategy, RnnWeights};
+    use recur_gpu::{Rng, Tensor};
+    let Some(_) = common::device() else { return };
+    let cache = cache_file("rnn");
+    let dev = tuning_device(&cache);
+    let (t, b, i, h) = (9, 5, 7, 12);
+    let mut rng = Rng::new(3);
+    let r = |s: &[usize], rng: &mut Rng| Tensor::rand(&dev, s, -0.5, 0.5, rng).unwrap();
+    let (w_ih, w_hh, b_ih, b_hh) = (
+        r(&[4 * h, i], &mut rng),
+        r(&[4 * h, h], &mut rng),
+        r(&[4 * h], &mut rng),
+        r(&[4 * h], &mut rng),
+    );
+    let x = r(&[t, b, i], &mut rng);
+    let w = RnnWeights {
+        w_ih: &w_ih,
+        w_hh: &w_hh,
+        b_ih: Some(&b_ih),
+        b_hh: Some(&b_hh),
+    };
+    let run = |strategy| RnnRun {
+        strategy,
+        train: true,
+        ..RnnRun::new(Cell::Lstm)
+    };
+    let auto = rnn_forward_run(&run(RnnStrategy::Auto), &w, &x, None, None).unwrap();
+    let stepped = rnn_forward_run(&run(RnnStrategy::Stepped), &w, &x, None, None).unwrap();
+    // The strategy's class, and its input projection's GEMM class.
+    let measured = dev.tune_measurements();
+    let tuned = dev.tuned();
+    let rnn: Vec<_> = tuned
+        .iter()
+        .filter(|(c, _)| c.starts_with("rnn "))
+        .collect();
+    assert_eq!(rnn.len(), 1, "{tuned:?}");
+    assert!(rnn[0].0.starts_with("rnn Lstm fwd"), "{tuned:?}");
+    assert!(["stepped", "narrow", "persistent"].contains(&rnn[0].1.as_str()));
+    assert!(auto.cache.is_some(), "the tuned run still trains");
+    assert_close(
+        "tuned vs stepped",
+        &auto.output.to_vec().unwrap(),
+        &stepped.output.to_vec().unwrap(),
+        1e-5,
+        1e-5,
+    );
+    rnn_forward_run(&run(RnnStrategy::Auto), &w, &x, None, None).unwrap();
+    assert_eq!(dev.tune_measurements(), measured);
+    let _ = std::fs::remove_file(&cache);
+}

@@ -104,8 +104,12 @@ pub fn rnn_forward_run(
     let cseq_or_dummy = or_placeholder(&dev, cseq.as_ref(), dtype)?;
     let saved_or_dummy = or_placeholder(&dev, saved.as_ref(), dtype)?;
     let (cs, sv) = (&cseq_or_dummy, &saved_or_dummy);
+    let strategy = match strategy {
+        RnnStrategy::Auto => tuned(&dev, run, w, x, h0, c0, (t, b, i, h, dtype))?,
+        s => s,
+    };
     let persistent = match strategy {
-        RnnStrategy::Auto | RnnStrategy::Stepped => false,
+        RnnStrategy::Auto | RnnStrategy::Stepped | RnnStrategy::SteppedNarrow => false,
         RnnStrategy::Persistent if h > PERSISTENT_MAX_HIDDEN => {
             return Err(Error::InvalidArgument {
                 op: "rnn",
@@ -136,13 +140,16 @@ pub fn rnn_forward_run(
         let groups = [b.div_ceil(4) as u32, 1, 1];
         dev.launch(&key, &p, &bindings!(RnnPersistent), groups)?;
     } else {
+        let narrow = strategy == RnnStrategy::SteppedNarrow;
         let key = cell
             .flags(KernelKey::of::<k::RnnStep>())
             .flag("TRAIN", saved.is_some())
             .flag("F16", dtype == DType::F16)
-            .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
+            .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8))
+            .flag("NARROW", narrow);
         let units = if g == 1 { h.div_ceil(4) } else { h };
-        let groups = [units.div_ceil(64) as u32, b.div_ceil(8) as u32, 1];
+        let rows = if narrow { 4 } else { 8 };
+        let groups = [units.div_ceil(64) as u32, b.div_ceil(rows) as u32, 1];
         let bindings = bindings!(RnnStep);
         for s in 0..t {
             let step = if reverse { t - 1 - s } else { s };
@@ -174,6 +181,52 @@ pub fn rnn_forward_run(
         c_n,
         cache,
     })
+}
+
+/// `Auto`'s strategy on a tuning device: the fastest forward (without
+/// saving activations, into outputs of its own) for this shape class (cell,
+/// direction, dtype, ⌈log₂⌉ of T, B, I, H), measured the first time the
+/// class is seen; [`RnnStrategy::Stepped`] where the device does not tune.
+fn tuned(
+    dev: &crate::Device,
+    run: &RnnRun,
+    w: &RnnWeights,
+    x: &Tensor,
+    h0: Option<&Tensor>,
+    c0: Option<&Tensor>,
+    (t, b, i, h, dtype): (usize, usize, usize, usize, DType),
+) -> Result<RnnStrategy> {
+    if !dev.tuning() {
+        return Ok(RnnStrategy::Stepped);
+    }
+    use crate::tune::bucket;
+    let class = format!(
+        "rnn {:?} {} {dtype:?} t{} b{} i{} h{}",
+        run.cell,
+        if run.reverse { "rev" } else { "fwd" },
+        bucket(t),
+        bucket(b),
+        bucket(i),
+        bucket(h)
+    );
+    let of = |name: &str| match name {
+        "narrow" => RnnStrategy::SteppedNarrow,
+        "persistent" => RnnStrategy::Persistent,
+        _ => RnnStrategy::Stepped,
+    };
+    let mut candidates = vec!["stepped", "narrow"];
+    if h <= PERSISTENT_MAX_HIDDEN {
+        candidates.push("persistent");
+    }
+    let choice = dev.tune(&class, &candidates, |name| {
+        let trial = RnnRun {
+            strategy: of(name),
+            train: false,
+            ..*run
+        };
+        rnn_forward_run(&trial, w, x, h0, c0).map(|_| ())
+    })?;
+    Ok(of(choice))
 }
 
 /// The forward over time chunks of at most `len` steps, the state carried

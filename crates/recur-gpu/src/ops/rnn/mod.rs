@@ -59,16 +59,21 @@ impl Cell {
 /// How the forward recurrence is dispatched.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum RnnStrategy {
-    /// [`RnnStrategy::Stepped`], on every adapter. Both devices measured so
-    /// far run it faster than the persistent kernel: lavapipe by ~3.4× at
-    /// I=128, H=256, B=32, T=128 (barriers switch every fiber), and an NVIDIA
-    /// H200 by 1.5× at the same shape (4.2 vs 6.5 ms forward, one workgroup
-    /// per four batch rows leaves most of the GPU idle). `recur-bench rnn`
-    /// times both side by side, so the rule can be revisited per adapter.
+    /// On a tuning device (GPUs by default, [`crate::Device::tuning`]), the
+    /// fastest of the others for the shape class, measured the first time
+    /// it is seen; elsewhere [`RnnStrategy::Stepped`]: both devices measured
+    /// so far run it faster than the persistent kernel (lavapipe by ~3.4× at
+    /// I=128, H=256, B=32, T=128: barriers switch every fiber; an NVIDIA
+    /// H200 by 1.5× at the same shape, 4.2 vs 6.5 ms forward, one workgroup
+    /// per four batch rows leaving most of the GPU idle).
     #[default]
     Auto,
-    /// One fused dispatch per time step.
+    /// One fused dispatch per time step, eight batch rows per invocation.
     Stepped,
+    /// One fused dispatch per time step, four batch rows per invocation:
+    /// twice the workgroups of [`RnnStrategy::Stepped`] (for GPUs that a
+    /// small batch leaves idle), half the reuse of each W_hh load.
+    SteppedNarrow,
     /// One dispatch for the whole sequence: each workgroup owns four batch
     /// rows, keeps h in workgroup memory and steps with a workgroup barrier.
     Persistent,
@@ -270,9 +275,10 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             for f16 in [false, true] {
                 let persistent = KernelKey::of::<f::RnnPersistent>().flag("F16", f16);
                 v.push(cell.flags(persistent).flag("TRAIN", train));
-                for sub in [false, true] {
+                for (sub, narrow) in [(false, false), (true, false), (false, true), (true, true)] {
                     let step = KernelKey::of::<f::RnnStep>().flag("F16", f16);
-                    v.push(cell.flags(step).flag("TRAIN", train).flag("SUBGROUPS", sub));
+                    let step = cell.flags(step).flag("TRAIN", train);
+                    v.push(step.flag("SUBGROUPS", sub).flag("NARROW", narrow));
                 }
             }
         }
