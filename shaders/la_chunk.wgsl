@@ -69,9 +69,39 @@ fn z_values(ch: Chunk, t: u32, v: u32) -> V8 {
               vec4<f32>(z_at(ch, t, v + 4u), z_at(ch, t, v + 5u), z_at(ch, t, v + 6u), z_at(ch, t, v + 7u)));
 }
 
-// One invocation per 8x8 block (keys k0.., values v0..) of the map.
+// The weight of step t in the map of keys k0..: e^{b_C − b_t}, or e^{b_t}
+// for BACKWARD; 1 without a decay and for a vector decay, whose xs is q̃ /
+// k̃ (la_prescale), already weighted.
+fn map_weight(ch: Chunk, t: u32, k0: u32, blast: V8) -> V8 {
+    var w = v8_splat(1.0);
+#ifdef DECAY_HEAD
+    w = map_exp(ch, t, k0, blast);
+#endif
+#ifdef DECAY_SCALAR
+    w = map_exp(ch, t, k0, blast);
+#endif
+    return w;
+}
+
+fn map_exp(ch: Chunk, t: u32, k0: u32, blast: V8) -> V8 {
+    let bt = cum_keys(ch.b, ch.h, t, k0);
+#ifdef BACKWARD
+    return v8_exp(bt);
+#else
+    return v8_exp(v8_sub(blast, bt));
+#endif
+}
+
+// One invocation per 8x8 block (keys k0.., values v0..) of the map. With
+// SUBGROUPS and every lane on the same key block (a whole number of value
+// blocks per 8 lanes), lane l loads the keys of step t + l and each step
+// takes them by shuffle.
 @compute @workgroup_size(8)
-fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
     let vblocks = (p.dv + 7u) / 8u;
     if gid.x >= ((p.dk + 7u) / 8u) * vblocks { return; }
     let k0 = (gid.x / vblocks) * 8u;
@@ -79,19 +109,20 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
     let ch = chunk_of(wid.y, wid.z);
     let blast = cum_keys(ch.b, ch.h, ch.last, k0);
     var acc = Blk();
-    for (var t = ch.t0; t <= ch.last; t++) {
-#ifdef DECAY_VECTOR
-        // xs is q̃ / k̃ (la_prescale): already weighted.
-        acc = upd(acc, x_keys(ch, t, k0), z_values(ch, t, v0));
-#else
-        let bt = cum_keys(ch.b, ch.h, t, k0);
-#ifdef BACKWARD
-        let w = v8_exp(bt);
-#else
-        let w = v8_exp(v8_sub(blast, bt));
+    var t = ch.t0;
+#ifdef SUBGROUPS
+    if vblocks % 8u == 0u {
+        for (; t + 8u <= ch.last + 1u; t += 8u) {
+            let mine = x_keys(ch, t + min(sid, 7u), k0);
+            for (var kk = 0u; kk < 8u; kk++) {
+                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                acc = upd(acc, v8_mul(x, map_weight(ch, t + kk, k0, blast)), z_values(ch, t + kk, v0));
+            }
+        }
+    }
 #endif
-        acc = upd(acc, v8_mul(x_keys(ch, t, k0), w), z_values(ch, t, v0));
-#endif
+    for (; t <= ch.last; t++) {
+        acc = upd(acc, v8_mul(x_keys(ch, t, k0), map_weight(ch, t, k0, blast)), z_values(ch, t, v0));
     }
     for (var i = 0u; i < 8u; i++) {
         let row = blk_row(acc, i);
@@ -161,16 +192,52 @@ fn yh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
               vec4<f32>(yh_at(ch, t + 4u, i), yh_at(ch, t + 5u, i), yh_at(ch, t + 6u, i), yh_at(ch, t + 7u, i)));
 }
 
+// Σ_i x_i y_iᵀ over the operands' width: rows of steps tr.., columns ts...
+// With SUBGROUPS and every lane on the same row block (`same_rows`: CH = 64),
+// lane l loads the rows' operand at index i + l and each index takes it by
+// shuffle.
+fn products(ch: Chunk, tr: u32, ts: u32, same_rows: bool, lane: u32) -> Blk {
+    var acc = Blk();
+    var i = 0u;
+#ifdef SUBGROUPS
+    if same_rows {
+        for (; i + 8u <= width(); i += 8u) {
+            let mine = x_steps(ch, tr, i + min(lane, 7u));
+            for (var kk = 0u; kk < 8u; kk++) {
+                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                acc = upd(acc, x, y_steps(ch, ts, i + kk));
+            }
+        }
+    }
+#endif
+    for (; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+    return acc;
+}
+
 // One invocation per 8x8 block (rows r0.., columns s0..) on or below the
-// diagonal.
+// diagonal. (With `same_rows` lanes above the diagonal compute too, for the
+// shuffles, and store nothing.)
 @compute @workgroup_size(8)
-fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
+#ifdef SUBGROUPS
+    let lane = sid;
+    let same_rows = CH == 64u;
+#else
+    let lane = 0u;
+    let same_rows = false;
+#endif
     let nb = CH / 8u;
     if gid.x >= nb * nb { return; }
     let rb = gid.x / nb;
     let sb = gid.x % nb;
     let ch = chunk_of(wid.y, wid.z);
-    if sb > rb || rb * 8u >= ch.count { return; }
+    if rb * 8u >= ch.count { return; }
+    let live = sb <= rb;
+    if !live && !same_rows { return; }
     let tr = ch.t0 + rb * 8u;
     let ts = ch.t0 + sb * 8u;
     var acc = Blk();
@@ -223,12 +290,13 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
         }
     }
 #else
-    for (var i = 0u; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+    acc = products(ch, tr, ts, same_rows, lane);
 #endif
 #else
-    for (var i = 0u; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+    acc = products(ch, tr, ts, same_rows, lane);
     acc = decay_blk(acc, cum_steps(ch.b, ch.h, tr, 0u), cum_steps(ch.b, ch.h, ts, 0u));
 #endif
+    if !live { return; }
     if sb == rb { acc = lower_blk(acc); }
     let base = (ch.bh * p.chunks + ch.c) * CH;
     for (var i = 0u; i < 8u; i++) {
@@ -382,10 +450,43 @@ fn diag_step(acc: Blk, m: V8, z: V8, al: Blk, j: u32) -> Blk {
     return o;
 }
 
+// acc += Σ_{s in [s0, s1)} M[rows, s] z_s (the products without a vector
+// decay). With SUBGROUPS and every lane of the workgroup on the same row
+// block (`same_rows`: a whole number of column blocks per 8 lanes), lane l
+// loads the scores of step s + l and each step takes them by shuffle,
+// instead of every lane loading the same eight (gemm_blocked's trick).
+fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: bool, lane: u32) -> Blk {
+    var acc = acc0;
+    var s = s0;
+#ifdef SUBGROUPS
+    if same_rows {
+        for (; s + 8u <= s1; s += 8u) {
+            let mine = m_rows(ch, r0, s + min(lane, 7u));
+            for (var kk = 0u; kk < 8u; kk++) {
+                let m = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                acc = upd(acc, m, z_row(ch, ch.t0 + s + kk, n0));
+            }
+        }
+    }
+#endif
+    for (; s < s1; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    return acc;
+}
+
 // One invocation per 8x8 block (rows r0.., columns n0..) of the output.
 @compute @workgroup_size(8)
-fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
+#ifdef SUBGROUPS
+    let lane = sid;
+#else
+    let lane = 0u;
+#endif
     let nblocks = (n_width() + 7u) / 8u;
+    let same_rows = nblocks % 8u == 0u;
     if gid.x >= (CH / 8u) * nblocks { return; }
     let r0 = (gid.x / nblocks) * 8u;
     let n0 = (gid.x % nblocks) * 8u;
@@ -437,16 +538,16 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     }
 #else
 #ifdef BACKWARD
-    for (var s = r0; s < ch.count; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane);
 #else
-    for (var s = 0u; s < near; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane);
 #endif
 #endif
 #else
 #ifdef BACKWARD
-    for (var s = r0; s < ch.count; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane);
 #else
-    for (var s = 0u; s < near; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane);
 #endif
 #endif
     // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r}.

@@ -296,6 +296,19 @@ fn every_decay_matches_the_recurrence_on_odd_shapes() {
             false,
             2e-4,
         );
+        // Eight column blocks a workgroup, chunks of 64: the subgroup paths
+        // (every lane on one row block), a partial last chunk. (A scalar
+        // decay's gradient sums ~10⁴ f32 products here: 1e-3.)
+        let c = Case::new(dims(1, 2, 150, 61, 64), kind, seed + 30, 0.1);
+        check(
+            &dev,
+            &c,
+            Form::Chunked(64),
+            LaLayout::Bthd,
+            true,
+            true,
+            1e-3,
+        );
     }
 }
 

@@ -89,7 +89,9 @@ impl ChunkedAttention {
             sums: (&dstates).into(),
         };
         let groups = self.blocks(&p, s.dk.div_ceil(8) * s.dv.div_ceil(8));
-        dev.launch(&self.key::<ch::LaMap>(kind, true), &p, &map, groups)?;
+        let sub = dev.info().subgroups_of_at_least(8);
+        let key = self.key::<ch::LaMap>(kind, true).flag("SUBGROUPS", sub);
+        dev.launch(&key, &p, &map, groups)?;
         let carry = la::LaCarry {
             lg: lg.into(),
             gc: gcb.into(),
@@ -111,7 +113,7 @@ impl ChunkedAttention {
             xh: dout.into(),
             yh: x.v.into(),
         };
-        let key = self.key::<ch::LaScores>(kind, true);
+        let key = self.key::<ch::LaScores>(kind, true).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
@@ -173,7 +175,10 @@ impl ChunkedAttention {
                 out: out.into(),
                 zh: zh.into(),
             };
-            let key = self.key::<ch::LaApply>(kind, backward).flag("GRADQK", grad);
+            let key = self
+                .key::<ch::LaApply>(kind, backward)
+                .flag("GRADQK", grad)
+                .flag("SUBGROUPS", sub);
             dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;
         }
         let ddecay = match x.decay {

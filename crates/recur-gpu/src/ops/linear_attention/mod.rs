@@ -279,7 +279,8 @@ impl ChunkedAttention {
             zs: x.v.into(),
             sums: (&states).into(),
         };
-        let key = self.key::<ch::LaMap>(kind, false);
+        let sub = dev.info().subgroups_of_at_least(8);
+        let key = self.key::<ch::LaMap>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(
             &key,
             &p,
@@ -306,7 +307,7 @@ impl ChunkedAttention {
             xh: ops.q_block.into(),
             yh: ops.k_block.into(),
         };
-        let key = self.key::<ch::LaScores>(kind, false);
+        let key = self.key::<ch::LaScores>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
         let bind = ch::LaApply {
             lg: lg.into(),
@@ -318,7 +319,7 @@ impl ChunkedAttention {
             out: (&out).into(),
             zh: x.v.into(),
         };
-        let key = self.key::<ch::LaApply>(kind, false);
+        let key = self.key::<ch::LaApply>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * s.dv.div_ceil(8)))?;
         Ok(LaOutput {
             out,
@@ -374,12 +375,17 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                 v.push(c.key::<la::LaRecGrad>(d, bw).flag("COLUMNS", cols));
             }
             for bw in [false, true] {
-                v.push(c.key::<ch::LaMap>(d, bw));
+                for sub in [false, true] {
+                    v.push(c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub));
+                    v.push(c.key::<ch::LaScores>(d, bw).flag("SUBGROUPS", sub));
+                }
                 v.push(c.key::<la::LaCarry>(d, bw));
-                v.push(c.key::<ch::LaScores>(d, bw));
                 v.push(c.key::<ch::LaPrescale>(d, bw));
                 for grad in [false, true] {
-                    v.push(c.key::<ch::LaApply>(d, bw).flag("GRADQK", grad));
+                    for sub in [false, true] {
+                        let apply = c.key::<ch::LaApply>(d, bw).flag("GRADQK", grad);
+                        v.push(apply.flag("SUBGROUPS", sub));
+                    }
                 }
             }
         }
