@@ -517,7 +517,18 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 #else
         let w = toward(v8_sub(bref, cum_keys(ch.b, ch.h, ch.t0 + s0 + 7u, n0)));
 #endif
-        for (var s = s0; s < min(s0 + 8u, far1); s++) {
+        var s = s0;
+#ifdef SUBGROUPS
+        if same_rows && s0 + 8u <= far1 {
+            let mine = m_rows(ch, r0, s0 + min(lane, 7u));
+            for (var kk = 0u; kk < 8u; kk++) {
+                let m = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                acc = upd(acc, m, v8_mul(zh_row(ch, ch.t0 + s0 + kk, n0), w));
+            }
+            s = s0 + 8u;
+        }
+#endif
+        for (; s < min(s0 + 8u, far1); s++) {
             acc = upd(acc, m_rows(ch, r0, s), v8_mul(zh_row(ch, ch.t0 + s, n0), w));
         }
     }
@@ -533,7 +544,18 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     for (var i = 1u; i < 8u; i++) {
         al = blk_set_row(al, i, v8_exp(v8_min0(v8_sub(blk_row(brows, i), blk_row(brows, i - 1u)))));
     }
-    for (var s = r0; s < near; s++) {
+    var s = r0;
+#ifdef SUBGROUPS
+    if same_rows && near == r0 + 8u {
+        let mine = m_rows(ch, r0, r0 + min(lane, 7u));
+        for (var kk = 0u; kk < 8u; kk++) {
+            let m = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+            acc = diag_step(acc, m, z_row(ch, ch.t0 + r0 + kk, n0), al, kk);
+        }
+        s = near;
+    }
+#endif
+    for (; s < near; s++) {
         acc = diag_step(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0), al, s - r0);
     }
 #else
