@@ -575,7 +575,19 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r}.
     var it = Blk();
     // (A vector decay's X here is q̃ / k̃ from la_prescale, already weighted.)
-    for (var m = 0u; m < m_width(); m++) {
+    var m = 0u;
+#ifdef SUBGROUPS
+    if same_rows {
+        for (; m + 8u <= m_width(); m += 8u) {
+            let mine = x_steps(ch, tr, m + min(lane, 7u));
+            for (var kk = 0u; kk < 8u; kk++) {
+                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                it = upd(it, x, y_row(ch, m + kk, n0));
+            }
+        }
+    }
+#endif
+    for (; m < m_width(); m++) {
         it = upd(it, x_steps(ch, tr, m), y_row(ch, m, n0));
     }
 #ifdef DECAY_VECTOR
