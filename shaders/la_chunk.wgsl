@@ -473,6 +473,30 @@ fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: boo
     return acc;
 }
 
+// The state's term before its decay weights: X_rows · state (the entering
+// state, or the leaving state's gradient). A vector decay's X here is q̃ /
+// k̃ from la_prescale, already weighted; with GRADQK the weights are per key
+// and applied by the caller. Step rows by shuffle as in `span`.
+fn state_term(ch: Chunk, tr: u32, n0: u32, same_rows: bool, lane: u32) -> Blk {
+    var it = Blk();
+    var m = 0u;
+#ifdef SUBGROUPS
+    if same_rows {
+        for (; m + 8u <= m_width(); m += 8u) {
+            let mine = x_steps(ch, tr, m + min(lane, 7u));
+            for (var kk = 0u; kk < 8u; kk++) {
+                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
+                it = upd(it, x, y_row(ch, m + kk, n0));
+            }
+        }
+    }
+#endif
+    for (; m < m_width(); m++) {
+        it = upd(it, x_steps(ch, tr, m), y_row(ch, m, n0));
+    }
+    return it;
+}
+
 // One invocation per 8x8 block (rows r0.., columns n0..) of the output.
 @compute @workgroup_size(8)
 fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
@@ -532,18 +556,42 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
             acc = upd(acc, m_rows(ch, r0, s), v8_mul(zh_row(ch, ch.t0 + s, n0), w));
         }
     }
-    var brows = Blk();
-    for (var i = 0u; i < 8u; i++) {
-        let br = cum_keys(ch.b, ch.h, tr + i, n0);
-        brows = blk_set_row(brows, i, br);
-        acc = blk_set_row(acc, i, v8_mul(blk_row(acc, i), toward(v8_sub(br, bref))));
-    }
-    // The block's own steps: the per-step decays once (64 exps a block),
-    // then running products (diag_step).
+    // The per-step decays of the block's rows, once (56 exps): α_i =
+    // e^{b_i − b_{i−1}} in row i. (Rows past the sequence are clamped to
+    // its last step: α = 1 there.)
     var al = Blk();
+    var bprev = cum_keys(ch.b, ch.h, tr, n0);
     for (var i = 1u; i < 8u; i++) {
-        al = blk_set_row(al, i, v8_exp(v8_min0(v8_sub(blk_row(brows, i), blk_row(brows, i - 1u)))));
+        let br = cum_keys(ch.b, ch.h, tr + i, n0);
+        al = blk_set_row(al, i, v8_exp(v8_min0(v8_sub(br, bprev))));
+        bprev = br;
     }
+    // The state's term joins the far steps at the reference (e^{b_ref}, or
+    // e^{b_C − b_ref}); then every row moves from the reference to itself
+    // by the running product of the decays between (e^{b_r − b_ref}, or
+    // e^{b_ref − b_r}).
+    let it = state_term(ch, tr, n0, same_rows, lane);
+#ifdef BACKWARD
+    let eref = v8_exp(v8_min0(v8_sub(cum_keys(ch.b, ch.h, ch.last, n0), bref)));
+    var w = v8_splat(1.0);
+    for (var j = 0u; j < 8u; j++) {
+        let i = 7u - j;
+        if i < 7u { w = v8_mul(w, blk_row(al, i + 1u)); }
+        let row = blk_row(acc, i);
+        let add = v8_mul(blk_row(it, i), eref);
+        acc = blk_set_row(acc, i, v8_mul(V8(row.lo + add.lo, row.hi + add.hi), w));
+    }
+#else
+    let eref = v8_exp(v8_min0(bref));
+    var w = v8_splat(1.0);
+    for (var i = 0u; i < 8u; i++) {
+        if i > 0u { w = v8_mul(w, blk_row(al, i)); }
+        let row = blk_row(acc, i);
+        let add = v8_mul(blk_row(it, i), eref);
+        acc = blk_set_row(acc, i, v8_mul(V8(row.lo + add.lo, row.hi + add.hi), w));
+    }
+#endif
+    // The block's own steps: running products of the same decays (diag_step).
     var s = r0;
 #ifdef SUBGROUPS
     if same_rows && near == r0 + 8u {
@@ -572,46 +620,22 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane);
 #endif
 #endif
-    // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r}.
-    var it = Blk();
-    // (A vector decay's X here is q̃ / k̃ from la_prescale, already weighted.)
-    var m = 0u;
-#ifdef SUBGROUPS
-    if same_rows {
-        for (; m + 8u <= m_width(); m += 8u) {
-            let mine = x_steps(ch, tr, m + min(lane, 7u));
-            for (var kk = 0u; kk < 8u; kk++) {
-                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
-                it = upd(it, x, y_row(ch, m + kk, n0));
-            }
-        }
-    }
-#endif
-    for (; m < m_width(); m++) {
-        it = upd(it, x_steps(ch, tr, m), y_row(ch, m, n0));
-    }
+    // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r} (a
+    // vector decay: q̃ / k̃ carry the weights; with GRADQK it was added above).
 #ifdef DECAY_VECTOR
-#ifdef GRADQK
-    let blast = cum_keys(ch.b, ch.h, ch.last, n0);
-    for (var i = 0u; i < 8u; i++) {
-        let br = cum_keys(ch.b, ch.h, tr + i, n0);
-#ifdef BACKWARD
-        let w = v8_exp(v8_min0(v8_sub(blast, br)));
-#else
-        let w = v8_exp(v8_min0(br));
-#endif
-        it = blk_set_row(it, i, v8_mul(blk_row(it, i), w));
-    }
+#ifndef GRADQK
+    acc = add_blk(acc, state_term(ch, tr, n0, same_rows, lane));
 #endif
 #else
+    var it = state_term(ch, tr, n0, same_rows, lane);
     let br = cum_steps(ch.b, ch.h, tr, 0u);
 #ifdef BACKWARD
     it = scale_rows(it, v8_exp(v8_min0(v8_sub(v8_splat(cumc(ch.b, ch.h, ch.last, 0u)), br))));
 #else
     it = scale_rows(it, v8_exp(v8_min0(br)));
 #endif
-#endif
     acc = add_blk(acc, it);
+#endif
     for (var i = 0u; i < 8u; i++) {
         let t = tr + i;
         let row = blk_row(acc, i);
