@@ -192,6 +192,50 @@ fn yh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
               vec4<f32>(yh_at(ch, t + 4u, i), yh_at(ch, t + 5u, i), yh_at(ch, t + 6u, i), yh_at(ch, t + 7u, i)));
 }
 
+// One key of an off-diagonal block of a vector decay's scores: q̂_t k̂_s
+// e^{b_r0 − b_s1}, q̂ relative to the row block's first step r0 (b there:
+// `btr`), k̂ to the column block's last step s1 < r0.
+fn far_scores(acc: Blk, xh: V8, btr: f32, ch: Chunk, s1: u32, ts: u32, k: u32) -> Blk {
+    let w = exp(min(btr - cumc(ch.b, ch.h, s1, k), 0.0));
+    return upd(acc, v8_mul(xh, v8_splat(w)), yh_steps(ch, ts, k));
+}
+
+// One key of a diagonal block: e^{b_i − b_j} (j ≤ i) as running products of
+// the per-step decays α_t = e^{b_t − b_{t−1}} ≤ 1 (b of the block's steps:
+// `bk`), row i = α_i ⊙ row i−1 plus a 1 at column i, written out row by row
+// (constant indices): eight exps per key instead of 64.
+fn diag_scores(acc0: Blk, x: V8, bk: V8, y: V8) -> Blk {
+    var acc = acc0;
+    let z4 = vec4<f32>(0.0);
+    let before = V8(vec4<f32>(bk.lo.x, bk.lo.x, bk.lo.y, bk.lo.z), vec4<f32>(bk.lo.w, bk.hi.x, bk.hi.y, bk.hi.z));
+    let a = v8_exp(v8_min0(v8_sub(bk, before)));
+    var e = V8(vec4<f32>(1.0, 0.0, 0.0, 0.0), z4);
+    acc.c00[0] = fma(vec4<f32>(x.lo.x), y.lo * e.lo, acc.c00[0]);
+    acc.c01[0] = fma(vec4<f32>(x.lo.x), y.hi * e.hi, acc.c01[0]);
+    e = V8(e.lo * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).lo, e.hi * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).hi);
+    acc.c00[1] = fma(vec4<f32>(x.lo.y), y.lo * e.lo, acc.c00[1]);
+    acc.c01[1] = fma(vec4<f32>(x.lo.y), y.hi * e.hi, acc.c01[1]);
+    e = V8(e.lo * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).lo, e.hi * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).hi);
+    acc.c00[2] = fma(vec4<f32>(x.lo.z), y.lo * e.lo, acc.c00[2]);
+    acc.c01[2] = fma(vec4<f32>(x.lo.z), y.hi * e.hi, acc.c01[2]);
+    e = V8(e.lo * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).lo, e.hi * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).hi);
+    acc.c00[3] = fma(vec4<f32>(x.lo.w), y.lo * e.lo, acc.c00[3]);
+    acc.c01[3] = fma(vec4<f32>(x.lo.w), y.hi * e.hi, acc.c01[3]);
+    e = V8(e.lo * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).lo, e.hi * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).hi);
+    acc.c10[0] = fma(vec4<f32>(x.hi.x), y.lo * e.lo, acc.c10[0]);
+    acc.c11[0] = fma(vec4<f32>(x.hi.x), y.hi * e.hi, acc.c11[0]);
+    e = V8(e.lo * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).lo, e.hi * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).hi);
+    acc.c10[1] = fma(vec4<f32>(x.hi.y), y.lo * e.lo, acc.c10[1]);
+    acc.c11[1] = fma(vec4<f32>(x.hi.y), y.hi * e.hi, acc.c11[1]);
+    e = V8(e.lo * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).lo, e.hi * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).hi);
+    acc.c10[2] = fma(vec4<f32>(x.hi.z), y.lo * e.lo, acc.c10[2]);
+    acc.c11[2] = fma(vec4<f32>(x.hi.z), y.hi * e.hi, acc.c11[2]);
+    e = V8(e.lo * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).lo, e.hi * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).hi);
+    acc.c10[3] = fma(vec4<f32>(x.hi.w), y.lo * e.lo, acc.c10[3]);
+    acc.c11[3] = fma(vec4<f32>(x.hi.w), y.hi * e.hi, acc.c11[3]);
+    return acc;
+}
+
 // Σ_i x_i y_iᵀ over the operands' width: rows of steps tr.., columns ts...
 // With SUBGROUPS and every lane on the same row block (`same_rows`: CH = 64),
 // lane l loads the rows' operand at index i + l and each index takes it by
@@ -243,50 +287,36 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     var acc = Blk();
 #ifdef DECAY_VECTOR
 #ifndef BACKWARD
-    if sb < rb {
-        // q̂_t k̂_s e^{b_r0 − b_s1}: q̂ relative to the row block's first step
-        // r0, k̂ to the column block's last step s1 < r0.
-        let s1 = ts + 7u;
-        for (var k = 0u; k < p.dk; k++) {
-            let w = exp(min(cumc(ch.b, ch.h, tr, k) - cumc(ch.b, ch.h, s1, k), 0.0));
-            acc = upd(acc, v8_mul(xh_steps(ch, tr, k), v8_splat(w)), yh_steps(ch, ts, k));
+    let s1 = ts + 7u;
+    let diag = sb == rb;
+    var k = 0u;
+#ifdef SUBGROUPS
+    if same_rows {
+        // Lane l loads the row block's operands at key k + l; each key takes
+        // them by shuffle (the lanes on and off the diagonal read the same).
+        for (; k + 8u <= p.dk; k += 8u) {
+            let kl = k + min(lane, 7u);
+            let mxh = xh_steps(ch, tr, kl);
+            let mx = x_steps(ch, tr, kl);
+            let mb = cum_steps(ch.b, ch.h, tr, kl);
+            for (var kk = 0u; kk < 8u; kk++) {
+                let xh = V8(subgroupShuffle(mxh.lo, kk), subgroupShuffle(mxh.hi, kk));
+                let x = V8(subgroupShuffle(mx.lo, kk), subgroupShuffle(mx.hi, kk));
+                let bk = V8(subgroupShuffle(mb.lo, kk), subgroupShuffle(mb.hi, kk));
+                if diag {
+                    acc = diag_scores(acc, x, bk, y_steps(ch, ts, k + kk));
+                } else {
+                    acc = far_scores(acc, xh, bk.lo.x, ch, s1, ts, k + kk);
+                }
+            }
         }
-    } else {
-        // e^{b_i − b_j} (j ≤ i) as running products of the per-step decays
-        // α_t = e^{b_t − b_{t−1}} ≤ 1, row i = α_i ⊙ row i−1 plus a 1 at
-        // column i, written out row by row (constant indices): eight exps
-        // per key instead of 64.
-        let z4 = vec4<f32>(0.0);
-        for (var k = 0u; k < p.dk; k++) {
-            let bk = cum_steps(ch.b, ch.h, tr, k);
-            let before = V8(vec4<f32>(bk.lo.x, bk.lo.x, bk.lo.y, bk.lo.z), vec4<f32>(bk.lo.w, bk.hi.x, bk.hi.y, bk.hi.z));
-            let a = v8_exp(v8_min0(v8_sub(bk, before)));
-            let x = x_steps(ch, tr, k);
-            let y = y_steps(ch, ts, k);
-            var e = V8(vec4<f32>(1.0, 0.0, 0.0, 0.0), z4);
-            acc.c00[0] = fma(vec4<f32>(x.lo.x), y.lo * e.lo, acc.c00[0]);
-            acc.c01[0] = fma(vec4<f32>(x.lo.x), y.hi * e.hi, acc.c01[0]);
-            e = V8(e.lo * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).lo, e.hi * a.lo.y + V8(vec4<f32>(0.0, 1.0, 0.0, 0.0), z4).hi);
-            acc.c00[1] = fma(vec4<f32>(x.lo.y), y.lo * e.lo, acc.c00[1]);
-            acc.c01[1] = fma(vec4<f32>(x.lo.y), y.hi * e.hi, acc.c01[1]);
-            e = V8(e.lo * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).lo, e.hi * a.lo.z + V8(vec4<f32>(0.0, 0.0, 1.0, 0.0), z4).hi);
-            acc.c00[2] = fma(vec4<f32>(x.lo.z), y.lo * e.lo, acc.c00[2]);
-            acc.c01[2] = fma(vec4<f32>(x.lo.z), y.hi * e.hi, acc.c01[2]);
-            e = V8(e.lo * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).lo, e.hi * a.lo.w + V8(vec4<f32>(0.0, 0.0, 0.0, 1.0), z4).hi);
-            acc.c00[3] = fma(vec4<f32>(x.lo.w), y.lo * e.lo, acc.c00[3]);
-            acc.c01[3] = fma(vec4<f32>(x.lo.w), y.hi * e.hi, acc.c01[3]);
-            e = V8(e.lo * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).lo, e.hi * a.hi.x + V8(z4, vec4<f32>(1.0, 0.0, 0.0, 0.0)).hi);
-            acc.c10[0] = fma(vec4<f32>(x.hi.x), y.lo * e.lo, acc.c10[0]);
-            acc.c11[0] = fma(vec4<f32>(x.hi.x), y.hi * e.hi, acc.c11[0]);
-            e = V8(e.lo * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).lo, e.hi * a.hi.y + V8(z4, vec4<f32>(0.0, 1.0, 0.0, 0.0)).hi);
-            acc.c10[1] = fma(vec4<f32>(x.hi.y), y.lo * e.lo, acc.c10[1]);
-            acc.c11[1] = fma(vec4<f32>(x.hi.y), y.hi * e.hi, acc.c11[1]);
-            e = V8(e.lo * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).lo, e.hi * a.hi.z + V8(z4, vec4<f32>(0.0, 0.0, 1.0, 0.0)).hi);
-            acc.c10[2] = fma(vec4<f32>(x.hi.z), y.lo * e.lo, acc.c10[2]);
-            acc.c11[2] = fma(vec4<f32>(x.hi.z), y.hi * e.hi, acc.c11[2]);
-            e = V8(e.lo * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).lo, e.hi * a.hi.w + V8(z4, vec4<f32>(0.0, 0.0, 0.0, 1.0)).hi);
-            acc.c10[3] = fma(vec4<f32>(x.hi.w), y.lo * e.lo, acc.c10[3]);
-            acc.c11[3] = fma(vec4<f32>(x.hi.w), y.hi * e.hi, acc.c11[3]);
+    }
+#endif
+    for (; k < p.dk; k++) {
+        if diag {
+            acc = diag_scores(acc, x_steps(ch, tr, k), cum_steps(ch.b, ch.h, tr, k), y_steps(ch, ts, k));
+        } else {
+            acc = far_scores(acc, xh_steps(ch, tr, k), cumc(ch.b, ch.h, tr, k), ch, s1, ts, k);
         }
     }
 #else
