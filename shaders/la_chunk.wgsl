@@ -683,26 +683,42 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
 @group(0) @binding(6) var<storage, read_write> kh: array<f32>;     // k̂: k_t ⊙ e^{b_last − b_t}
 @group(0) @binding(7) var<storage, read_write> qc: array<f32>;     // q̃: q_t ⊙ e^{b_t} (relative to the chunk's start)
 @group(0) @binding(8) var<storage, read_write> kc: array<f32>;     // k̃: k_t ⊙ e^{b_C − b_t} (to the chunk's end)
+@group(0) @binding(9) var<storage, read> g: array<f32>;            // log α, key width
 
-// A vector decay's operands relative to their block of 8 steps (the first
-// step of the block for q, the last within the chunk for k) and to their
-// chunk (its start for q, its end for k, which la_map and the state terms of
-// la_apply use); every factor ≤ 1. One invocation per (key, chunk, b·H + h)
-// walks the chunk's steps.
+// A vector decay's cumulative log-decays b_t within each chunk (la_cumulate's
+// work, written to gc), then the operands relative to their block of 8
+// steps (the first step of the block for q, the last within the chunk for
+// k) and to their chunk (its start for q, its end for k, which la_map and
+// the state terms of la_apply use); every factor ≤ 1, two exps per element
+// (the chunk-relative ones are block-relative times a factor per block).
+// One invocation per (key, chunk, b·H + h) walks the chunk's steps.
 @compute @workgroup_size(64)
 fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
     let kk = gid.x;
     if kk >= p.dk { return; }
     let ch = chunk_of(gid.y, gid.z);
+    var acc = 0.0;
     for (var t = ch.t0; t <= ch.last; t++) {
-        let first = t - t % 8u;
+        acc += g[kat(ch.b, ch.h, t, kk)];
+        gc[(ch.bh * p.len + t) * p.dk + kk] = acc;
+    }
+    let bc = acc;
+    for (var first = ch.t0; first <= ch.last; first += 8u) {
         let last = min(first + 7u, ch.last);
-        let bt = cum(ch.b, ch.h, t, kk);
-        let i = kat(ch.b, ch.h, t, kk);
-        qh[i] = q[i] * exp(min(bt - cum(ch.b, ch.h, first, kk), 0.0));
-        kh[i] = k[i] * exp(min(cum(ch.b, ch.h, last, kk) - bt, 0.0));
-        qc[i] = q[i] * exp(min(bt, 0.0));
-        kc[i] = k[i] * exp(min(cum(ch.b, ch.h, ch.last, kk) - bt, 0.0));
+        let bf = cum(ch.b, ch.h, first, kk);
+        let bl = cum(ch.b, ch.h, last, kk);
+        let to_start = exp(min(bf, 0.0));
+        let to_end = exp(min(bc - bl, 0.0));
+        for (var t = first; t <= last; t++) {
+            let bt = cum(ch.b, ch.h, t, kk);
+            let i = kat(ch.b, ch.h, t, kk);
+            let a = q[i] * exp(min(bt - bf, 0.0));
+            let c = k[i] * exp(min(bl - bt, 0.0));
+            qh[i] = a;
+            kh[i] = c;
+            qc[i] = a * to_start;
+            kc[i] = c * to_end;
+        }
     }
 }
 #endif

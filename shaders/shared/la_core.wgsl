@@ -36,7 +36,11 @@ const FLAG_GRAD: u32 = 2u;   // the dgate pass: add the final state's term
 @group(0) @binding(1) var<storage, read> lg: array<f32>;   // (H): log α per head (DECAY_HEAD)
 
 #ifndef LA_CUMULATE
+#ifdef LA_PRESCALE
+@group(0) @binding(2) var<storage, read_write> gc: array<f32>;  // (B, H, T, dk): b_t, written here
+#else
 @group(0) @binding(2) var<storage, read> gc: array<f32>;   // (B, H, T, W): b_t (DECAY_SCALAR/VECTOR)
+#endif
 #endif
 
 fn has(flag: u32) -> bool { return (p.flags & flag) != 0u; }

@@ -217,14 +217,14 @@ impl ChunkedAttention {
         Ok(Some(gc))
     }
 
-    /// A vector decay's q̂, k̂, q̃ and k̃ (`la_prescale`): q and k relative to
-    /// their block of 8 steps and to their chunk.
-    fn prescale(&self, x: &LaInputs, p: &Params, gc: &Tensor) -> Result<Option<Prescaled>> {
-        if x.decay.kind() != DecayKind::Vector {
-            return Ok(None);
-        }
+    /// A vector decay's cumulative log-decays and q̂, k̂, q̃ and k̃
+    /// (`la_prescale`, one dispatch): q and k relative to their block of 8
+    /// steps and to their chunk.
+    fn prescale(&self, x: &LaInputs, p: &Params, g: &Tensor) -> Result<(Tensor, Prescaled)> {
         let op = "linear_attention";
         let dev = x.q.device(op)?;
+        let (bh, t) = ((p.batch * p.heads) as usize, p.len as usize);
+        let gc = dev.alloc(op, &[bh, t, p.dk as usize], DType::F32)?;
         let alloc = || dev.alloc(op, x.q.shape(), DType::F32);
         let s = Prescaled {
             q_block: alloc()?,
@@ -233,8 +233,9 @@ impl ChunkedAttention {
             k_chunk: alloc()?,
         };
         let bind = ch::LaPrescale {
-            lg: gc.into(),
-            gc: gc.into(),
+            lg: g.into(),
+            gc: (&gc).into(),
+            g: g.into(),
             q: x.q.into(),
             k: x.k.into(),
             qh: (&s.q_block).into(),
@@ -245,19 +246,25 @@ impl ChunkedAttention {
         let groups = [p.dk.div_ceil(64), p.chunks, p.batch * p.heads];
         let key = self.key::<ch::LaPrescale>(DecayKind::Vector, false);
         dev.launch(&key, p, &bind, groups)?;
-        Ok(Some(s))
+        Ok((gc, s))
     }
 
-    /// The chunked forward: four dispatches, five with a scalar decay (the
-    /// cumulative log-decays), six with a vector one (also q̂ and k̂);
-    /// nothing waits on the GPU.
+    /// The chunked forward: four dispatches, five with a scalar or vector
+    /// decay (the cumulative log-decays; for a vector decay also q̂, k̂, q̃,
+    /// k̃); nothing waits on the GPU.
     pub fn forward(&self, x: &LaInputs) -> Result<LaOutput> {
         let op = "linear_attention";
         let s = dims(op, x, self.layout)?;
         let dev = device_of(op, &[x.q, x.k, x.v])?;
         let flags = if x.h0.is_some() { FLAG_START } else { 0 };
         let p = self.params(op, &dev, &s, &x.decay, flags)?;
-        let gc = self.cumulate(x, &p)?;
+        let (gc, prescaled) = match x.decay {
+            Decay::Vector(g) => {
+                let (gc, pre) = self.prescale(x, &p, g)?;
+                (Some(gc), Some(pre))
+            }
+            _ => (self.cumulate(x, &p)?, None),
+        };
         let lg = match x.decay {
             Decay::Head(g) => g,
             _ => x.q,
@@ -270,7 +277,6 @@ impl ChunkedAttention {
         let scores = dev.alloc(op, &[bh * k, self.chunk, self.chunk], DType::F32)?;
         let out = dev.alloc(op, x.v.shape(), DType::F32)?;
         let kind = x.decay.kind();
-        let prescaled = self.prescale(x, &p, gcb)?;
         let ops = Operands::of(x, prescaled.as_ref());
         let map = ch::LaMap {
             lg: lg.into(),
