@@ -8,8 +8,9 @@
 //              A_ts = Σ_k q_tk k_sk e^{b_tk − b_sk}; BACKWARD: P_ts = do_t · v_s
 //              (times e^{b_t − b_s} for scalar decays; a vector decay is
 //              applied where P is used).
-//   la_prescale  a vector decay's q̂ and k̂, relative to their 8-step block,
-//              and q̃ and k̃, relative to their chunk.
+//   la_prescale  a vector decay's b_t (la_cumulate's work), q̂ and k̂,
+//              relative to their 8-step block, and q̃ and k̃, relative to
+//              their chunk.
 //   la_apply   out_r = Σ_s M_rs z_s + edge-weighted X_r · state, with
 //              M = A, z = v, X = q: the output (rows: s ≤ r); BACKWARD
 //              (columns: s ≥ r, M transposed): M = A, z = dout, X = k: dv.

@@ -1,7 +1,8 @@
 // Chunked linear attention with a decay: the passes along time
 // (shared/la_core.wgsl has the recurrence, the chunked form and the decay
 // kinds; la_chunk.wgsl the per-chunk products).
-//   la_cumulate  b_t within each chunk from log α (scalar/vector decays)
+//   la_cumulate  b_t within each chunk from log α (scalar decays; a vector
+//                decay's are la_prescale's)
 //   la_carry     per (b, h, k, v), walks the chunk maps of la_map: the state
 //                entering each chunk (kept for the backward) and the final
 //                state; BACKWARD walks them in reverse from dL/dS_T: the

@@ -35,6 +35,11 @@ pub struct DeviceOptions {
     /// [`crate::ops::gemm::GemmKernel::Coop`]. Off by default: wgpu marks the
     /// feature experimental.
     pub cooperative_matrix: bool,
+    /// Opt-in mixed precision: with cooperative matrices enabled and
+    /// usable ([`DeviceInfo::coop_f16`]), `Auto` GEMMs of at least 64 in
+    /// every dimension (the layers' input projections, weight gradients and
+    /// projections) run on them with f16 products and f32 accumulation.
+    pub mixed_precision: bool,
     /// Choose kernels by measurement the first time a shape class is seen
     /// (see [`Device::tuned`]); `None`: on for GPUs, off for CPU adapters
     /// (whose deterministic rules are already their best).
@@ -53,6 +58,7 @@ impl Default for DeviceOptions {
             features: OPTIONAL_FEATURES,
             cache_bind_groups: true,
             cooperative_matrix: false,
+            mixed_precision: false,
             tune: None,
             tune_cache: None,
         }
@@ -62,11 +68,13 @@ impl Default for DeviceOptions {
 impl DeviceOptions {
     /// Defaults overridden by `RECUR_ADAPTER`, `RECUR_BACKEND`,
     /// `RECUR_COOPERATIVE_MATRIX=1` (opt into cooperative matrices),
+    /// `RECUR_MIXED_PRECISION=1` (and run the big GEMMs on them),
     /// `RECUR_TUNE=0|1` and `RECUR_TUNE_CACHE=path`.
     pub fn from_env() -> Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut o = Self {
             cooperative_matrix: var("RECUR_COOPERATIVE_MATRIX").is_some_and(|v| v == "1"),
+            mixed_precision: var("RECUR_MIXED_PRECISION").is_some_and(|v| v == "1"),
             tune: var("RECUR_TUNE").map(|v| v != "0"),
             tune_cache: var("RECUR_TUNE_CACHE").map(Into::into),
             ..Self::default()
@@ -127,6 +135,9 @@ pub struct DeviceInfo {
     /// configuration, subgroups of exactly 32 and room for
     /// [`crate::ops::gemm::GemmKernel::Coop`]'s 24 KiB of workgroup memory.
     pub coop_f16: bool,
+    /// `Auto` GEMMs run on cooperative matrices
+    /// ([`DeviceOptions::mixed_precision`] and [`DeviceInfo::coop_f16`]).
+    pub mixed_precision: bool,
 }
 
 impl DeviceInfo {
@@ -338,6 +349,7 @@ impl Device {
             limits: device.limits(),
             subgroup_size: (ainfo.subgroup_min_size, ainfo.subgroup_max_size),
             coop_f16: false,
+            mixed_precision: false,
         };
         let info = DeviceInfo {
             coop_f16: coop
@@ -345,6 +357,10 @@ impl Device {
                 && info.has(wgpu::Features::SHADER_F16)
                 && info.subgroup_size == (32, 32)
                 && info.limits.max_compute_workgroup_storage_size >= 24 * 1024,
+            ..info
+        };
+        let info = DeviceInfo {
+            mixed_precision: options.mixed_precision && info.coop_f16,
             ..info
         };
         let engine = EngineBuffers::new(&device, &info.limits, cache);

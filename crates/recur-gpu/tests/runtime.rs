@@ -35,9 +35,12 @@ fn cooperative_matrices_are_opt_in_and_need_the_adapters_configuration() {
         .has(recur_gpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX));
     let options = recur_gpu::DeviceOptions {
         cooperative_matrix: true,
+        mixed_precision: true,
         ..Default::default()
     };
     let on = pollster::block_on(Device::with_options(options)).unwrap();
+    // Mixed precision only where the cooperative GEMM can run.
+    assert_eq!(on.info().mixed_precision, on.info().coop_f16);
     let enabled = on
         .info()
         .has(recur_gpu::wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);

@@ -9,7 +9,12 @@ use crate::tensor::{DType, Tensor};
 /// Which GEMM kernel to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum GemmKernel {
-    /// [`GemmKernel::Blocked`] on CPU adapters, [`GemmKernel::Tiled`] on GPUs.
+    /// [`GemmKernel::Coop`] for GEMMs of at least 64 each way on a device
+    /// with mixed precision ([`crate::DeviceInfo::mixed_precision`]); else,
+    /// on a tuning device ([`crate::Device::tuning`]), the fastest of
+    /// tiled, wide and blocked for the shape class; else
+    /// [`GemmKernel::Blocked`] on CPU adapters, [`GemmKernel::Tiled`] on
+    /// GPUs.
     #[default]
     Auto,
     /// 64x64 tiles, 8x8 register blocks, workgroup-memory staging.
@@ -219,7 +224,10 @@ impl Gemm {
             beta: self.beta,
             ..Params::default()
         };
-        let kernel = if self.kernel == GemmKernel::Auto && dev.tuning() {
+        let big = s.m >= 64 && s.n >= 64 && s.k >= 64;
+        let kernel = if self.kernel == GemmKernel::Auto && dev.info().mixed_precision && big {
+            GemmKernel::Coop
+        } else if self.kernel == GemmKernel::Auto && dev.tuning() {
             self.tuned(&dev, a, b, bias, &s, dtype)?
         } else {
             self.kernel
