@@ -181,29 +181,7 @@ impl ChunkedAttention {
                 .flag("SUBGROUPS", sub);
             dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;
         }
-        let ddecay = match x.decay {
-            Decay::Scalar(g) | Decay::Vector(g) => {
-                let dg = dev.alloc(op, g.shape(), DType::F32)?;
-                let mut pg = p;
-                pg.flags = if d_last.is_some() { FLAG_GRAD } else { 0 };
-                let bind = la::LaDgate {
-                    lg: lg.into(),
-                    gc: gcb.into(),
-                    q: x.q.into(),
-                    k: x.k.into(),
-                    dq: (&dq).into(),
-                    dk: (&dk).into(),
-                    last: (&fwd.last_state).into(),
-                    dlast: d_last.unwrap_or(x.q).into(),
-                    dg: (&dg).into(),
-                };
-                let groups = [(p.width as usize).div_ceil(64) as u32, bh as u32, 1];
-                let key = self.key::<la::LaDgate>(kind, false);
-                dev.launch(&key, &pg, &bind, groups)?;
-                Some(dg)
-            }
-            Decay::None | Decay::Head(_) => None,
-        };
+        let ddecay = self.decay_grad(x, &p, [&dq, &dk], &fwd.last_state, d_last)?;
         Ok(LaGrads {
             dq,
             dk,
@@ -211,5 +189,45 @@ impl ChunkedAttention {
             ddecay,
             dh0: x.h0.map(|_| dh0),
         })
+    }
+}
+
+impl ChunkedAttention {
+    /// The decay's gradient (`la_dgate`) from dq and dk, plus the final
+    /// state's term with `d_last`: a tensor like log α for a learnable
+    /// decay ([`Decay::Scalar`], [`Decay::Vector`]), none otherwise. Shared
+    /// by the chunked and the recurrent backward.
+    pub(crate) fn decay_grad(
+        &self,
+        x: &LaInputs,
+        p: &crate::bindings::la_core::Params,
+        [dq, dk]: [&Tensor; 2],
+        last: &Tensor,
+        d_last: Option<&Tensor>,
+    ) -> Result<Option<Tensor>> {
+        let g = match x.decay {
+            Decay::Scalar(g) | Decay::Vector(g) => g,
+            Decay::None | Decay::Head(_) => return Ok(None),
+        };
+        let dev = g.device("linear_attention_backward")?;
+        let dg = dev.alloc("linear_attention_backward", g.shape(), DType::F32)?;
+        let mut pg = *p;
+        pg.flags = if d_last.is_some() { FLAG_GRAD } else { 0 };
+        // la_dgate reads neither lg nor gc: bound to placeholders.
+        let bind = la::LaDgate {
+            lg: x.q.into(),
+            gc: x.q.into(),
+            q: x.q.into(),
+            k: x.k.into(),
+            dq: dq.into(),
+            dk: dk.into(),
+            last: last.into(),
+            dlast: d_last.unwrap_or(x.q).into(),
+            dg: (&dg).into(),
+        };
+        let groups = [(p.width as usize).div_ceil(64) as u32, p.batch * p.heads, 1];
+        let key = self.key::<la::LaDgate>(x.decay.kind(), false);
+        dev.launch(&key, &pg, &bind, groups)?;
+        Ok(Some(dg))
     }
 }

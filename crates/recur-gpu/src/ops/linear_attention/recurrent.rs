@@ -1,7 +1,7 @@
 //! The recurrent form: the recurrence itself, one step after another, with
 //! the state updated in place (streaming), and its backward.
 
-use super::{dims, ChunkedAttention, Decay, LaGrads, LaInputs, FLAG_GRAD, FLAG_START};
+use super::{dims, ChunkedAttention, LaGrads, LaInputs, FLAG_START};
 use crate::bindings::linear_attention as la;
 use crate::error::{check_shape, Result};
 use crate::ops::{all_f32, device_of, elementwise};
@@ -146,28 +146,7 @@ impl ChunkedAttention {
                 .flag("COLUMNS", w.columns);
             dev.launch(&key, &pw, &bind, [width.div_ceil(64) as u32, bh, 1])?;
         }
-        let ddecay = match x.decay {
-            Decay::Scalar(gt) | Decay::Vector(gt) => {
-                let dg = dev.alloc(op, gt.shape(), DType::F32)?;
-                let mut pg = p;
-                pg.flags = if d_last.is_some() { FLAG_GRAD } else { 0 };
-                let bind = la::LaDgate {
-                    lg: g.into(),
-                    gc: x.q.into(),
-                    q: x.q.into(),
-                    k: x.k.into(),
-                    dq: (&dq).into(),
-                    dk: (&dk).into(),
-                    last: last.into(),
-                    dlast: d_last.unwrap_or(x.q).into(),
-                    dg: (&dg).into(),
-                };
-                let groups = [(p.width as usize).div_ceil(64) as u32, bh, 1];
-                dev.launch(&self.key::<la::LaDgate>(kind, false), &pg, &bind, groups)?;
-                Some(dg)
-            }
-            Decay::None | Decay::Head(_) => None,
-        };
+        let ddecay = self.decay_grad(x, &p, [&dq, &dk], last, d_last)?;
         Ok(LaGrads {
             dq,
             dk,
