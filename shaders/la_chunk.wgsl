@@ -139,6 +139,14 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 #endif
 
 #ifdef LA_SCORES
+// The forward scores of a vector decay weight each key (far_scores,
+// diag_scores); the others are plain products, decayed afterwards.
+#ifdef DECAY_VECTOR
+#ifndef BACKWARD
+#define VECTOR_SCORES
+#endif
+#endif
+
 @group(0) @binding(3) var<storage, read> xs: array<f32>;        // rows t: q / dout (BACKWARD)
 @group(0) @binding(4) var<storage, read> ys: array<f32>;        // columns s: k / v
 @group(0) @binding(5) var<storage, read_write> att: array<f32>; // (B·H·K, CH, CH)
@@ -238,96 +246,38 @@ fn diag_scores(acc0: Blk, x: V8, bk: V8, y: V8) -> Blk {
 }
 
 // Σ_i x_i y_iᵀ over the operands' width: rows of steps tr.., columns ts...
-// With SUBGROUPS and every lane on the same row block (`same_rows`: CH = 64),
-// lane l loads the rows' operand at index i + l and each index takes it by
-// shuffle.
-fn products(ch: Chunk, tr: u32, ts: u32, same_rows: bool, lane: u32) -> Blk {
+fn products(ch: Chunk, tr: u32, ts: u32) -> Blk {
     var acc = Blk();
-    var i = 0u;
-#ifdef SUBGROUPS
-    if same_rows {
-        for (; i + 8u <= width(); i += 8u) {
-            let mine = x_steps(ch, tr, i + min(lane, 7u));
-            for (var kk = 0u; kk < 8u; kk++) {
-                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
-                acc = upd(acc, x, y_steps(ch, ts, i + kk));
-            }
-        }
-    }
-#endif
-    for (; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
+    for (var i = 0u; i < width(); i++) { acc = upd(acc, x_steps(ch, tr, i), y_steps(ch, ts, i)); }
     return acc;
 }
 
-// One invocation per 8x8 block (rows r0.., columns s0..) on or below the
-// diagonal. (With `same_rows` lanes above the diagonal compute too, for the
-// shuffles, and store nothing.)
-@compute @workgroup_size(8)
-fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
-#ifdef SUBGROUPS
-, @builtin(subgroup_invocation_id) sid: u32
-#endif
-) {
-#ifdef SUBGROUPS
-    let lane = sid;
-    let same_rows = CH == 64u;
-#else
-    let lane = 0u;
-    let same_rows = false;
-#endif
-    let nb = CH / 8u;
-    if gid.x >= nb * nb { return; }
-    let rb = gid.x / nb;
-    let sb = gid.x % nb;
-    let ch = chunk_of(wid.y, wid.z);
-    if rb * 8u >= ch.count { return; }
-    let live = sb <= rb;
-    if !live && !same_rows { return; }
+// Block (rb, sb) of the scores before the causal mask, its operands loaded
+// by the invocation itself.
+fn block_scores(ch: Chunk, rb: u32, sb: u32) -> Blk {
     let tr = ch.t0 + rb * 8u;
     let ts = ch.t0 + sb * 8u;
+#ifdef VECTOR_SCORES
     var acc = Blk();
-#ifdef DECAY_VECTOR
-#ifndef BACKWARD
-    let s1 = ts + 7u;
-    let diag = sb == rb;
-    var k = 0u;
-#ifdef SUBGROUPS
-    if same_rows {
-        // Lane l loads the row block's operands at key k + l; each key takes
-        // them by shuffle (the lanes on and off the diagonal read the same).
-        for (; k + 8u <= p.dk; k += 8u) {
-            let kl = k + min(lane, 7u);
-            let mxh = xh_steps(ch, tr, kl);
-            let mx = x_steps(ch, tr, kl);
-            let mb = cum_steps(ch.b, ch.h, tr, kl);
-            for (var kk = 0u; kk < 8u; kk++) {
-                let xh = V8(subgroupShuffle(mxh.lo, kk), subgroupShuffle(mxh.hi, kk));
-                let x = V8(subgroupShuffle(mx.lo, kk), subgroupShuffle(mx.hi, kk));
-                let bk = V8(subgroupShuffle(mb.lo, kk), subgroupShuffle(mb.hi, kk));
-                if diag {
-                    acc = diag_scores(acc, x, bk, y_steps(ch, ts, k + kk));
-                } else {
-                    acc = far_scores(acc, xh, bk.lo.x, ch, s1, ts, k + kk);
-                }
-            }
-        }
-    }
-#endif
-    for (; k < p.dk; k++) {
-        if diag {
+    for (var k = 0u; k < p.dk; k++) {
+        if sb == rb {
             acc = diag_scores(acc, x_steps(ch, tr, k), cum_steps(ch.b, ch.h, tr, k), y_steps(ch, ts, k));
         } else {
-            acc = far_scores(acc, xh_steps(ch, tr, k), cumc(ch.b, ch.h, tr, k), ch, s1, ts, k);
+            acc = far_scores(acc, xh_steps(ch, tr, k), cumc(ch.b, ch.h, tr, k), ch, ts + 7u, ts, k);
         }
     }
+    return acc;
 #else
-    acc = products(ch, tr, ts, same_rows, lane);
-#endif
+#ifdef DECAY_VECTOR
+    return products(ch, tr, ts);
 #else
-    acc = products(ch, tr, ts, same_rows, lane);
-    acc = decay_blk(acc, cum_steps(ch.b, ch.h, tr, 0u), cum_steps(ch.b, ch.h, ts, 0u));
+    return decay_blk(products(ch, tr, ts), cum_steps(ch.b, ch.h, tr, 0u), cum_steps(ch.b, ch.h, ts, 0u));
 #endif
-    if !live { return; }
+#endif
+}
+
+fn store_scores(ch: Chunk, rb: u32, sb: u32, blk: Blk) {
+    var acc = blk;
     if sb == rb { acc = lower_blk(acc); }
     let base = (ch.bh * p.chunks + ch.c) * CH;
     for (var i = 0u; i < 8u; i++) {
@@ -336,6 +286,90 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
         att[o] = row.lo.x; att[o + 1u] = row.lo.y; att[o + 2u] = row.lo.z; att[o + 3u] = row.lo.w;
         att[o + 4u] = row.hi.x; att[o + 5u] = row.hi.y; att[o + 6u] = row.hi.z; att[o + 7u] = row.hi.w;
     }
+}
+
+#ifdef SUBGROUPS
+fn shuffled(v: V8, lane: u32) -> V8 { return V8(subgroupShuffle(v.lo, lane), subgroupShuffle(v.hi, lane)); }
+fn pick(f: V8, t: V8, c: bool) -> V8 { return V8(select(f.lo, t.lo, c), select(f.hi, t.hi, c)); }
+
+// The 28 blocks below the diagonal of a 64-step chunk, seven per workgroup
+// w < 4 (`scores_workgroups`): row block 7 − w on lanes 0..7−w and row
+// block w on lanes 7−w..7 (lane 7 idle), so every lane's block is live and
+// no lane takes the diagonal's other code path. Lane l loads both row
+// blocks' operands at index i + l; each index takes them by shuffle and
+// every lane picks its own row block's.
+fn paired_scores(ch: Chunk, w: u32, lane: u32) {
+    let upper = lane < 7u - w;
+    let rb = select(w, 7u - w, upper);
+    let sb = select(lane - (7u - w), lane, upper);
+    let tr = array<u32, 2>(ch.t0 + w * 8u, ch.t0 + (7u - w) * 8u);
+    let own = ch.t0 + rb * 8u;
+    let ts = ch.t0 + sb * 8u;
+    let mine = min(lane, 7u);
+    var acc = Blk();
+    var i = 0u;
+    for (; i + 8u <= width(); i += 8u) {
+#ifdef VECTOR_SCORES
+        let x0 = xh_steps(ch, tr[0], i + mine);
+        let x1 = xh_steps(ch, tr[1], i + mine);
+        let b0 = cumc(ch.b, ch.h, tr[0], i + mine);
+        let b1 = cumc(ch.b, ch.h, tr[1], i + mine);
+        for (var kk = 0u; kk < 8u; kk++) {
+            let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
+            let btr = select(subgroupShuffle(b0, kk), subgroupShuffle(b1, kk), upper);
+            acc = far_scores(acc, x, btr, ch, ts + 7u, ts, i + kk);
+        }
+#else
+        let x0 = x_steps(ch, tr[0], i + mine);
+        let x1 = x_steps(ch, tr[1], i + mine);
+        for (var kk = 0u; kk < 8u; kk++) {
+            let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
+            acc = upd(acc, x, y_steps(ch, ts, i + kk));
+        }
+#endif
+    }
+    for (; i < width(); i++) {
+#ifdef VECTOR_SCORES
+        acc = far_scores(acc, xh_steps(ch, own, i), cumc(ch.b, ch.h, own, i), ch, ts + 7u, ts, i);
+#else
+        acc = upd(acc, x_steps(ch, own, i), y_steps(ch, ts, i));
+#endif
+    }
+#ifndef DECAY_VECTOR
+    acc = decay_blk(acc, cum_steps(ch.b, ch.h, own, 0u), cum_steps(ch.b, ch.h, ts, 0u));
+#endif
+    if lane < 7u && rb * 8u < ch.count { store_scores(ch, rb, sb, acc); }
+}
+#endif
+
+// Workgroups of eight per chunk: with SUBGROUPS and CH = 64, four for the
+// blocks below the diagonal (paired_scores) and one for the eight diagonal
+// blocks (lane l: block (l, l)); otherwise lane l of workgroup w takes block
+// (w·8 + l) / nb, (w·8 + l) % nb of the nb × nb and computes it if it is on
+// or below the diagonal.
+@compute @workgroup_size(8)
+fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
+    let ch = chunk_of(wid.y, wid.z);
+    let nb = CH / 8u;
+#ifdef SUBGROUPS
+    if CH == 64u {
+        if wid.x < 4u {
+            paired_scores(ch, wid.x, sid);
+        } else if sid < 8u && sid * 8u < ch.count {
+            store_scores(ch, sid, sid, block_scores(ch, sid, sid));
+        }
+        return;
+    }
+#endif
+    if gid.x >= nb * nb { return; }
+    let rb = gid.x / nb;
+    let sb = gid.x % nb;
+    if rb * 8u >= ch.count || sb > rb { return; }
+    store_scores(ch, rb, sb, block_scores(ch, rb, sb));
 }
 #endif
 

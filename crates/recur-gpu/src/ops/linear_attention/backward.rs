@@ -114,7 +114,7 @@ impl ChunkedAttention {
             yh: x.v.into(),
         };
         let key = self.key::<ch::LaScores>(kind, true).flag("SUBGROUPS", sub);
-        dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
+        dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
         let dv = dev.alloc(op, x.v.shape(), DType::F32)?;

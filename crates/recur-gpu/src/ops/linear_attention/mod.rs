@@ -178,6 +178,16 @@ impl ChunkedAttention {
         [n.div_ceil(8) as u32, p.chunks, p.batch * p.heads]
     }
 
+    /// `la_scores`' workgroups: with subgroups and 64-step chunks four for
+    /// the 28 blocks below the diagonal (two row blocks each) and one for
+    /// the diagonal; otherwise one lane per block of the square.
+    pub(crate) fn score_blocks(&self, p: &Params, subgroups: bool) -> [u32; 3] {
+        match (subgroups, self.chunk) {
+            (true, 64) => [5, p.chunks, p.batch * p.heads],
+            _ => self.blocks(p, (self.chunk / 8).pow(2)),
+        }
+    }
+
     pub(crate) fn key<'a, B: crate::bindings::Bindings<'a>>(
         &self,
         decay: DecayKind,
@@ -314,7 +324,7 @@ impl ChunkedAttention {
             yh: ops.k_block.into(),
         };
         let key = self.key::<ch::LaScores>(kind, false).flag("SUBGROUPS", sub);
-        dev.launch(&key, &p, &bind, self.blocks(&p, nb * nb))?;
+        dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
         let bind = ch::LaApply {
             lg: lg.into(),
             gc: gcb.into(),
