@@ -39,6 +39,11 @@ fn cum_steps(b: u32, h: u32, t: u32, k: u32) -> V8 {
               vec4<f32>(cumc(b, h, t + 4u, k), cumc(b, h, t + 5u, k), cumc(b, h, t + 6u, k), cumc(b, h, t + 7u, k)));
 }
 
+#ifdef SUBGROUPS
+// Lane `lane`'s v.
+fn shuffled(v: V8, lane: u32) -> V8 { return V8(subgroupShuffle(v.lo, lane), subgroupShuffle(v.hi, lane)); }
+#endif
+
 // Where chunk c of head bh starts and how many steps it has.
 struct Chunk { b: u32, h: u32, bh: u32, c: u32, t0: u32, count: u32, last: u32 }
 
@@ -152,6 +157,7 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 @group(0) @binding(5) var<storage, read_write> att: array<f32>; // (B·H·K, CH, CH)
 @group(0) @binding(6) var<storage, read> xh: array<f32>;        // DECAY_VECTOR forward: q̂ (la_prescale)
 @group(0) @binding(7) var<storage, read> yh: array<f32>;        // DECAY_VECTOR forward: k̂
+@group(0) @binding(8) var<storage, read> yc: array<f32>;        // DECAY_VECTOR forward: k̃ (q̃ is bound as lg)
 
 // The operands' width and element at (t, i).
 fn width() -> u32 {
@@ -200,6 +206,41 @@ fn yh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
     return V8(vec4<f32>(yh_at(ch, t, i), yh_at(ch, t + 1u, i), yh_at(ch, t + 2u, i), yh_at(ch, t + 3u, i)),
               vec4<f32>(yh_at(ch, t + 4u, i), yh_at(ch, t + 5u, i), yh_at(ch, t + 6u, i), yh_at(ch, t + 7u, i)));
 }
+
+#ifdef VECTOR_SCORES
+// A mild chunk's operands (b_C > −34 at every key, `chunk_mild`): q̃_t = q_t
+// ⊙ e^{b_t} and k̃_s ⊙ e^{−b_C} = k_s ⊙ e^{−b_s}, whose products are the
+// scores, every factor below e^{34}. (q̃ is bound where lg would be: a
+// vector decay reads no per-head decays, and a stage may have only eight
+// storage bindings.)
+fn qc_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return lg[kat(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn kc_at(ch: Chunk, t: u32, i: u32) -> f32 {
+    if t < p.len { return yc[kat(ch.b, ch.h, t, i)]; }
+    return 0.0;
+}
+fn qc_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(qc_at(ch, t, i), qc_at(ch, t + 1u, i), qc_at(ch, t + 2u, i), qc_at(ch, t + 3u, i)),
+              vec4<f32>(qc_at(ch, t + 4u, i), qc_at(ch, t + 5u, i), qc_at(ch, t + 6u, i), qc_at(ch, t + 7u, i)));
+}
+fn kc_steps(ch: Chunk, t: u32, i: u32) -> V8 {
+    return V8(vec4<f32>(kc_at(ch, t, i), kc_at(ch, t + 1u, i), kc_at(ch, t + 2u, i), kc_at(ch, t + 3u, i)),
+              vec4<f32>(kc_at(ch, t + 4u, i), kc_at(ch, t + 5u, i), kc_at(ch, t + 6u, i), kc_at(ch, t + 7u, i)));
+}
+// e^{−b_C} at key i.
+fn undecay(ch: Chunk, i: u32) -> f32 { return exp(-cumc(ch.b, ch.h, ch.last, i)); }
+#ifdef SUBGROUPS
+// Whether every key's b_C > −34 (each of the eight lanes checks every
+// eighth key).
+fn chunk_mild(ch: Chunk, lane: u32) -> bool {
+    var ok = true;
+    for (var k = lane; k < p.dk; k += 8u) { ok = ok && cumc(ch.b, ch.h, ch.last, k) > -34.0; }
+    return subgroupAll(ok);
+}
+#endif
+#endif
 
 // One key of an off-diagonal block of a vector decay's scores: q̂_t k̂_s
 // e^{b_r0 − b_s1}, q̂ relative to the row block's first step r0 (b there:
@@ -289,7 +330,6 @@ fn store_scores(ch: Chunk, rb: u32, sb: u32, blk: Blk) {
 }
 
 #ifdef SUBGROUPS
-fn shuffled(v: V8, lane: u32) -> V8 { return V8(subgroupShuffle(v.lo, lane), subgroupShuffle(v.hi, lane)); }
 fn pick(f: V8, t: V8, c: bool) -> V8 { return V8(select(f.lo, t.lo, c), select(f.hi, t.hi, c)); }
 
 // The 28 blocks below the diagonal of a 64-step chunk, seven per workgroup
@@ -308,6 +348,24 @@ fn paired_scores(ch: Chunk, w: u32, lane: u32) {
     let mine = min(lane, 7u);
     var acc = Blk();
     var i = 0u;
+#ifdef VECTOR_SCORES
+    if chunk_mild(ch, mine) {
+        // Plain products of q̃ and k̃ ⊙ e^{−b_C}; lane l takes e^{−b_C} at
+        // key i + l.
+        for (; i + 8u <= width(); i += 8u) {
+            let x0 = qc_steps(ch, tr[0], i + mine);
+            let x1 = qc_steps(ch, tr[1], i + mine);
+            let f = undecay(ch, i + mine);
+            for (var kk = 0u; kk < 8u; kk++) {
+                let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
+                acc = upd(acc, v8_mul(x, v8_splat(subgroupShuffle(f, kk))), kc_steps(ch, ts, i + kk));
+            }
+        }
+        for (; i < width(); i++) {
+            acc = upd(acc, v8_mul(qc_steps(ch, own, i), v8_splat(undecay(ch, i))), kc_steps(ch, ts, i));
+        }
+    }
+#endif
     for (; i + 8u <= width(); i += 8u) {
 #ifdef VECTOR_SCORES
         let x0 = xh_steps(ch, tr[0], i + mine);
@@ -359,8 +417,23 @@ fn la_scores(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     if CH == 64u {
         if wid.x < 4u {
             paired_scores(ch, wid.x, sid);
-        } else if sid < 8u && sid * 8u < ch.count {
-            store_scores(ch, sid, sid, block_scores(ch, sid, sid));
+        } else {
+            var acc = Blk();
+#ifdef VECTOR_SCORES
+            if chunk_mild(ch, min(sid, 7u)) {
+                let tr = ch.t0 + min(sid, 7u) * 8u;
+                for (var i = 0u; i < width(); i += 8u) {
+                    let f = undecay(ch, i + min(sid, 7u));
+                    for (var kk = 0u; kk < min(8u, width() - i); kk++) {
+                        let x = v8_mul(qc_steps(ch, tr, i + kk), v8_splat(subgroupShuffle(f, kk)));
+                        acc = upd(acc, x, kc_steps(ch, tr, i + kk));
+                    }
+                }
+                if sid < 8u && sid * 8u < ch.count { store_scores(ch, sid, sid, acc); }
+                return;
+            }
+#endif
+            if sid < 8u && sid * 8u < ch.count { store_scores(ch, sid, sid, block_scores(ch, sid, sid)); }
         }
         return;
     }
@@ -436,6 +509,18 @@ fn zh_row(ch: Chunk, t: u32, n: u32) -> V8 {
 fn z_row(ch: Chunk, t: u32, n: u32) -> V8 {
     return V8(vec4<f32>(z_at(ch, t, n), z_at(ch, t, n + 1u), z_at(ch, t, n + 2u), z_at(ch, t, n + 3u)),
               vec4<f32>(z_at(ch, t, n + 4u), z_at(ch, t, n + 5u), z_at(ch, t, n + 6u), z_at(ch, t, n + 7u)));
+}
+// z, or with `rel` a vector decay's chunk-relative z̃ (k̃ / q̃ from
+// la_prescale), which GRADQK binds where lg would be: a vector decay reads no
+// per-head decays, and a stage may have only eight storage bindings.
+fn zc_at(ch: Chunk, t: u32, n: u32) -> f32 {
+    if t < p.len && n < n_width() { return lg[z_index(ch, t, n)]; }
+    return 0.0;
+}
+fn z_src(ch: Chunk, t: u32, n: u32, rel: bool) -> V8 {
+    if !rel { return z_row(ch, t, n); }
+    return V8(vec4<f32>(zc_at(ch, t, n), zc_at(ch, t, n + 1u), zc_at(ch, t, n + 2u), zc_at(ch, t, n + 3u)),
+              vec4<f32>(zc_at(ch, t, n + 4u), zc_at(ch, t, n + 5u), zc_at(ch, t, n + 6u), zc_at(ch, t, n + 7u)));
 }
 fn x_steps(ch: Chunk, t: u32, m: u32) -> V8 {
     return V8(vec4<f32>(x_at(ch, t, m), x_at(ch, t + 1u, m), x_at(ch, t + 2u, m), x_at(ch, t + 3u, m)),
@@ -520,7 +605,7 @@ fn diag_step(acc: Blk, m: V8, z: V8, al: Blk, j: u32) -> Blk {
 // block (`same_rows`: a whole number of column blocks per 8 lanes), lane l
 // loads the scores of step s + l and each step takes them by shuffle,
 // instead of every lane loading the same eight (gemm_blocked's trick).
-fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: bool, lane: u32) -> Blk {
+fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: bool, lane: u32, rel: bool) -> Blk {
     var acc = acc0;
     var s = s0;
 #ifdef SUBGROUPS
@@ -529,12 +614,12 @@ fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: boo
             let mine = m_rows(ch, r0, s + min(lane, 7u));
             for (var kk = 0u; kk < 8u; kk++) {
                 let m = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
-                acc = upd(acc, m, z_row(ch, ch.t0 + s + kk, n0));
+                acc = upd(acc, m, z_src(ch, ch.t0 + s + kk, n0, rel));
             }
         }
     }
 #endif
-    for (; s < s1; s++) { acc = upd(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0)); }
+    for (; s < s1; s++) { acc = upd(acc, m_rows(ch, r0, s), z_src(ch, ch.t0 + s, n0, rel)); }
     return acc;
 }
 
@@ -562,30 +647,39 @@ fn state_term(ch: Chunk, tr: u32, n0: u32, same_rows: bool, lane: u32) -> Blk {
     return it;
 }
 
-// One invocation per 8x8 block (rows r0.., columns n0..) of the output.
-@compute @workgroup_size(8)
-fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
-#ifdef SUBGROUPS
-, @builtin(subgroup_invocation_id) sid: u32
-#endif
-) {
-#ifdef SUBGROUPS
-    let lane = sid;
-#else
-    let lane = 0u;
-#endif
-    let nblocks = (n_width() + 7u) / 8u;
-    let same_rows = nblocks % 8u == 0u;
-    if gid.x >= (CH / 8u) * nblocks { return; }
-    let r0 = (gid.x / nblocks) * 8u;
-    let n0 = (gid.x % nblocks) * 8u;
-    let ch = chunk_of(wid.y, wid.z);
-    if r0 >= ch.count { return; }
-    let tr = ch.t0 + r0;
-    let near = min(r0 + 8u, ch.count);
-    var acc = Blk();
 #ifdef GRADQK
 #ifdef DECAY_VECTOR
+// dq / dk of a vector decay whose chunk is mild (every b_C > −34): the
+// plain products with the chunk-relative z̃ (k̃ = k ⊙ e^{b_C − b_s} / q̃ = q ⊙
+// e^{b_s}) and the state's term times e^{b_C}, then row r times e^{b_r − b_C}
+// / e^{−b_r}, all below e^{34}. (Where the factors are exact in f32 this
+// equals the factored form; a term the products absorb is below the
+// result's rounding.)
+fn mild_grad(ch: Chunk, r0: u32, n0: u32, near: u32, bc: V8, same_rows: bool, lane: u32) -> Blk {
+    let tr = ch.t0 + r0;
+#ifdef BACKWARD
+    var acc = span(Blk(), ch, r0, n0, r0, ch.count, same_rows, lane, true);
+#else
+    var acc = span(Blk(), ch, r0, n0, 0u, near, same_rows, lane, true);
+#endif
+    acc = add_blk(acc, scale_cols(state_term(ch, tr, n0, same_rows, lane), v8_exp(bc)));
+    var sc = Blk();
+    for (var i = 0u; i < 8u; i++) {
+        let br = cum_keys(ch.b, ch.h, tr + i, n0);
+#ifdef BACKWARD
+        sc = blk_set_row(sc, i, v8_exp(V8(-br.lo, -br.hi)));
+#else
+        sc = blk_set_row(sc, i, v8_exp(v8_sub(br, bc)));
+#endif
+    }
+    return mul_blk(acc, sc);
+}
+
+// dq / dk of a vector decay, any strength: the steps outside the row block
+// factored around a reference step, the block's own as running products.
+fn strong_grad(ch: Chunk, r0: u32, n0: u32, near: u32, same_rows: bool, lane: u32) -> Blk {
+    let tr = ch.t0 + r0;
+    var acc = Blk();
     // Steps outside the block, factored around the reference step.
 #ifdef BACKWARD
     let tref = ch.t0 + near - 1u;
@@ -671,18 +765,62 @@ fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id
     for (; s < near; s++) {
         acc = diag_step(acc, m_rows(ch, r0, s), z_row(ch, ch.t0 + s, n0), al, s - r0);
     }
+    return acc;
+}
+#endif
+#endif
+
+// One invocation per 8x8 block (rows r0.., columns n0..) of the output.
+@compute @workgroup_size(8)
+fn la_apply(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
+#ifdef SUBGROUPS
+    let lane = sid;
+#else
+    let lane = 0u;
+#endif
+    let nblocks = (n_width() + 7u) / 8u;
+    let same_rows = nblocks % 8u == 0u;
+    if gid.x >= (CH / 8u) * nblocks { return; }
+    let r0 = (gid.x / nblocks) * 8u;
+    let n0 = (gid.x % nblocks) * 8u;
+    let ch = chunk_of(wid.y, wid.z);
+    if r0 >= ch.count { return; }
+    let tr = ch.t0 + r0;
+    let near = min(r0 + 8u, ch.count);
+    var acc = Blk();
+#ifdef GRADQK
+#ifdef DECAY_VECTOR
+    // A chunk whose decays are mild for this lane's keys (b_C > −34; the
+    // lanes agree with SUBGROUPS) takes plain products (mild_grad); strong
+    // decays are factored around a reference step (strong_grad).
+    let bc = cum_keys(ch.b, ch.h, ch.last, n0);
+    let own_mild = all(bc.lo > vec4<f32>(-34.0)) && all(bc.hi > vec4<f32>(-34.0));
+#ifdef SUBGROUPS
+    let mild = subgroupAll(own_mild);
+#else
+    let mild = own_mild;
+#endif
+    if mild {
+        acc = mild_grad(ch, r0, n0, near, bc, same_rows, lane);
+    } else {
+        acc = strong_grad(ch, r0, n0, near, same_rows, lane);
+    }
 #else
 #ifdef BACKWARD
-    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane);
+    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane, false);
 #else
-    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane);
+    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane, false);
 #endif
 #endif
 #else
 #ifdef BACKWARD
-    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane);
+    acc = span(acc, ch, r0, n0, r0, ch.count, same_rows, lane, false);
 #else
-    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane);
+    acc = span(acc, ch, r0, n0, 0u, near, same_rows, lane, false);
 #endif
 #endif
     // The state's term, weighted e^{b_r} (forward) or e^{b_C − b_r} (a

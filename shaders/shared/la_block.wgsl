@@ -73,6 +73,14 @@ fn scale_rows(m: Blk, s: V8) -> Blk {
     return Blk(scale4(m.c00, s.lo), scale4(m.c01, s.lo), scale4(m.c10, s.hi), scale4(m.c11, s.hi));
 }
 
+// Columns scaled: column j times s_j.
+fn scale_cols(m: Blk, s: V8) -> Blk {
+    return Blk(mat4x4<f32>(m.c00[0] * s.lo, m.c00[1] * s.lo, m.c00[2] * s.lo, m.c00[3] * s.lo),
+               mat4x4<f32>(m.c01[0] * s.hi, m.c01[1] * s.hi, m.c01[2] * s.hi, m.c01[3] * s.hi),
+               mat4x4<f32>(m.c10[0] * s.lo, m.c10[1] * s.lo, m.c10[2] * s.lo, m.c10[3] * s.lo),
+               mat4x4<f32>(m.c11[0] * s.hi, m.c11[1] * s.hi, m.c11[2] * s.hi, m.c11[3] * s.hi));
+}
+
 // Elementwise product.
 fn mul_blk(a: Blk, b: Blk) -> Blk {
     return Blk(

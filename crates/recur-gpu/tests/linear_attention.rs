@@ -353,6 +353,20 @@ fn strong_decays_over_long_chunks_stay_finite_and_exact() {
         );
         check(&dev, &c, Form::Recurrent, LaLayout::Bhtd, true, true, 1e-4);
     }
+    // log α in [−1.06, 0]: a full chunk's b_C ≈ −34 (where the kernels
+    // switch from plain products of chunk-relative operands to factored
+    // ones), the partial last chunk's ≈ −12: both in one call, with the
+    // subgroup paths' widths.
+    let c = Case::new(dims(1, 2, 150, 64, 64), DecayKind::Vector, 9, 1.06);
+    check(
+        &dev,
+        &c,
+        Form::Chunked(64),
+        LaLayout::Bhtd,
+        true,
+        true,
+        1e-3,
+    );
 }
 
 #[test]

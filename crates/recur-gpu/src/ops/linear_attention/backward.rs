@@ -29,6 +29,8 @@ pub struct LaGrads {
 /// and output.
 struct Apply<'a> {
     columns: bool,
+    /// Bound where lg would be: a vector decay's chunk-relative z (GRADQK).
+    lg: &'a Tensor,
     grad_qk: bool,
     att: &'a Tensor,
     xs: &'a Tensor,
@@ -81,6 +83,7 @@ impl ChunkedAttention {
         let dstates = dev.alloc(op, fwd.chunk_states.shape(), DType::F32)?;
         let dh0 = dev.alloc(op, &state_shape, DType::F32)?;
         let ops = Operands::of(x, fwd.prescaled.as_ref());
+        let prescaled = fwd.prescaled.is_some();
         let map = ch::LaMap {
             lg: lg.into(),
             gc: gcb.into(),
@@ -112,6 +115,7 @@ impl ChunkedAttention {
             att: (&dscores).into(),
             xh: dout.into(),
             yh: x.v.into(),
+            yc: x.v.into(),
         };
         let key = self.key::<ch::LaScores>(kind, true).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
@@ -121,6 +125,7 @@ impl ChunkedAttention {
         let passes = [
             Apply {
                 columns: true,
+                lg,
                 grad_qk: false,
                 att: &fwd.scores,
                 xs: ops.k_chunk,
@@ -132,6 +137,7 @@ impl ChunkedAttention {
             },
             Apply {
                 columns: false,
+                lg: if prescaled { ops.k_chunk } else { lg },
                 grad_qk: true,
                 att: &dscores,
                 xs: dout,
@@ -143,6 +149,7 @@ impl ChunkedAttention {
             },
             Apply {
                 columns: true,
+                lg: if prescaled { ops.q_chunk } else { lg },
                 grad_qk: true,
                 att: &dscores,
                 xs: x.v,
@@ -155,6 +162,7 @@ impl ChunkedAttention {
         ];
         for Apply {
             columns: backward,
+            lg,
             grad_qk: grad,
             att,
             xs,

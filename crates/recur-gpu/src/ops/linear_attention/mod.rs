@@ -314,14 +314,17 @@ impl ChunkedAttention {
         let key = self.key::<la::LaCarry>(kind, false);
         dev.launch(&key, &p, &carry, carry_groups)?;
         let nb = self.chunk / 8;
+        // A vector decay's q̃ goes where lg would be (la_scores reads no
+        // per-head decay then).
         let bind = ch::LaScores {
-            lg: lg.into(),
+            lg: if prescaled.is_some() { ops.q_chunk } else { lg }.into(),
             gc: gcb.into(),
             xs: x.q.into(),
             ys: x.k.into(),
             att: (&scores).into(),
             xh: ops.q_block.into(),
             yh: ops.k_block.into(),
+            yc: ops.k_chunk.into(),
         };
         let key = self.key::<ch::LaScores>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
