@@ -4,7 +4,7 @@
 //! from dq and dk.
 
 use super::{dims, ChunkedAttention, Decay, LaInputs, LaOutput, Operands, FLAG_GRAD, FLAG_START};
-use crate::bindings::{la_chunk as ch, linear_attention as la};
+use crate::bindings::{la_apply as ap, la_chunk as ch, la_scores as sc, linear_attention as la};
 use crate::error::{check_shape, Result};
 use crate::ops::{all_f32, device_of};
 use crate::tensor::{DType, Tensor};
@@ -107,7 +107,7 @@ impl ChunkedAttention {
         dev.launch(&key, &p, &carry, carry_groups)?;
         let nb = self.chunk / 8;
         let dscores = dev.alloc(op, fwd.scores.shape(), DType::F32)?;
-        let bind = ch::LaScores {
+        let bind = sc::LaScores {
             lg: lg.into(),
             gc: gcb.into(),
             xs: dout.into(),
@@ -117,7 +117,7 @@ impl ChunkedAttention {
             yh: x.v.into(),
             yc: x.v.into(),
         };
-        let key = self.key::<ch::LaScores>(kind, true).flag("SUBGROUPS", sub);
+        let key = self.key::<sc::LaScores>(kind, true).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;
@@ -173,7 +173,7 @@ impl ChunkedAttention {
             width: w,
         } in passes
         {
-            let bind = ch::LaApply {
+            let bind = ap::LaApply {
                 lg: lg.into(),
                 gc: gcb.into(),
                 att: att.into(),
@@ -184,7 +184,7 @@ impl ChunkedAttention {
                 zh: zh.into(),
             };
             let key = self
-                .key::<ch::LaApply>(kind, backward)
+                .key::<ap::LaApply>(kind, backward)
                 .flag("GRADQK", grad)
                 .flag("SUBGROUPS", sub);
             dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;

@@ -19,7 +19,9 @@ pub use backward::LaGrads;
 pub use inputs::{Decay, DecayKind, LaInputs, LaLayout, LaOutput, Prescaled};
 
 use super::{all_f32, device_of, u32_of};
-use crate::bindings::{la_chunk as ch, la_core::Params, linear_attention as la};
+use crate::bindings::{
+    la_apply as ap, la_chunk as ch, la_core::Params, la_scores as sc, linear_attention as la,
+};
 use crate::device::Device;
 use crate::error::{check_shape, Error, Result};
 use crate::kernel::KernelKey;
@@ -316,7 +318,7 @@ impl ChunkedAttention {
         let nb = self.chunk / 8;
         // A vector decay's q̃ goes where lg would be (la_scores reads no
         // per-head decay then).
-        let bind = ch::LaScores {
+        let bind = sc::LaScores {
             lg: if prescaled.is_some() { ops.q_chunk } else { lg }.into(),
             gc: gcb.into(),
             xs: x.q.into(),
@@ -326,9 +328,9 @@ impl ChunkedAttention {
             yh: ops.k_block.into(),
             yc: ops.k_chunk.into(),
         };
-        let key = self.key::<ch::LaScores>(kind, false).flag("SUBGROUPS", sub);
+        let key = self.key::<sc::LaScores>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
-        let bind = ch::LaApply {
+        let bind = ap::LaApply {
             lg: lg.into(),
             gc: gcb.into(),
             att: (&scores).into(),
@@ -338,7 +340,7 @@ impl ChunkedAttention {
             out: (&out).into(),
             zh: x.v.into(),
         };
-        let key = self.key::<ch::LaApply>(kind, false).flag("SUBGROUPS", sub);
+        let key = self.key::<ap::LaApply>(kind, false).flag("SUBGROUPS", sub);
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * s.dv.div_ceil(8)))?;
         Ok(LaOutput {
             out,
@@ -396,13 +398,13 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             for bw in [false, true] {
                 for sub in [false, true] {
                     v.push(c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub));
-                    v.push(c.key::<ch::LaScores>(d, bw).flag("SUBGROUPS", sub));
+                    v.push(c.key::<sc::LaScores>(d, bw).flag("SUBGROUPS", sub));
                 }
                 v.push(c.key::<la::LaCarry>(d, bw));
                 v.push(c.key::<ch::LaPrescale>(d, bw));
                 for grad in [false, true] {
                     for sub in [false, true] {
-                        let apply = c.key::<ch::LaApply>(d, bw).flag("GRADQK", grad);
+                        let apply = c.key::<ap::LaApply>(d, bw).flag("GRADQK", grad);
                         v.push(apply.flag("SUBGROUPS", sub));
                     }
                 }
