@@ -24,22 +24,19 @@ use recur::gpu::Device;
 use recur::nn::tbptt::{Chunk, Tbptt};
 use recur::nn::text::CharCorpus;
 use recur::nn::{
-    clip_grad_norm_params, Adam, AdamConfig, Cell, Embedding, LinearConfig, LrSchedule, MambaBlock,
-    MambaConfig, MinCell, MinRnnBlock, Module, Optimizer, RecurrentConfig, RmsNorm, Rng, Tensor,
-    Var,
+    clip_grad_norm_params, Adam, AdamConfig, Family, LrSchedule, Module, Optimizer, Rng,
+    SequenceLmConfig, State, Tensor, Var,
 };
 
 #[path = "support/char_checkpoint.rs"]
 mod ckpt;
-#[path = "support/char_mixers.rs"]
-mod mixers;
 #[path = "support/char_model.rs"]
 mod model;
 #[path = "support/plot.rs"]
 mod plot;
 
 use ckpt::{History, Progress};
-use model::{evaluate, sample, window_ids, Backbone, Model};
+use model::{evaluate, loss_sum, sample, window_ids};
 
 /// recur's own sources: text the project owns.
 const BUNDLED: &[&str] = &[
@@ -154,17 +151,7 @@ fn main() -> Result<()> {
         );
     }
     let plan = tbptt.plan(per_stream - 1);
-    let cell = match args.model.as_str() {
-        "lstm" => Some(Cell::Lstm),
-        "gru" => Some(Cell::Gru),
-        "rnn" => Some(Cell::RnnTanh),
-        "mingru" | "minlstm" | "mamba" | "mamba2" | "linear" | "retnet" | "gla" => None,
-        other => bail!(
-            "--model {other}: choose lstm, gru, rnn, mingru, minlstm, mamba, mamba2, linear, \
-             retnet or gla"
-        ),
-    };
-
+    let family = Family::parse(&args.model)?;
     let dev = Device::new()?;
     println!(
         "{}",
@@ -179,62 +166,15 @@ fn main() -> Result<()> {
     );
     let mut rng = Rng::new(args.seed);
     let v = vocab.len();
-    let model = match cell {
-        Some(cell) => Model {
-            embedding: Embedding::new(&dev, v, args.embed, &mut rng)?,
-            rnn: Backbone::Classic(
-                RecurrentConfig {
-                    num_layers: args.layers,
-                    dropout: args.dropout,
-                    ..RecurrentConfig::new(cell, args.embed, args.hidden)
-                }
-                .init(&dev, &mut rng)?,
-            ),
-            out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
-        },
-        None if ["mamba2", "linear", "retnet", "gla"].contains(&args.model.as_str()) => {
-            let blocks = (0..args.layers)
-                .map(|_| mixers::MixerBlock::new(&dev, &args.model, args.hidden, &mut rng))
-                .collect::<Result<Vec<_>>>()?;
-            Model {
-                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
-                rnn: Backbone::Mixers(blocks, RmsNorm::new(&dev, args.hidden, 1e-5)?),
-                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
-            }
-        }
-        None if args.model == "mamba" => {
-            // Residual blocks: the embedding has the model's width.
-            let blocks = (0..args.layers)
-                .map(|_| {
-                    Ok(MambaBlock {
-                        norm: RmsNorm::new(&dev, args.hidden, 1e-5)?,
-                        mixer: MambaConfig::new(args.hidden).init(&dev, &mut rng)?,
-                    })
-                })
-                .collect::<recur::nn::Result<Vec<_>>>()?;
-            Model {
-                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
-                rnn: Backbone::Mamba(blocks, RmsNorm::new(&dev, args.hidden, 1e-5)?),
-                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
-            }
-        }
-        None => {
-            // The blocks are residual: the embedding has the model's width.
-            let kind = if args.model == "mingru" {
-                MinCell::Gru
-            } else {
-                MinCell::Lstm
-            };
-            let blocks = (0..args.layers)
-                .map(|_| MinRnnBlock::new(&dev, kind, args.hidden, false, &mut rng))
-                .collect::<recur::nn::Result<Vec<_>>>()?;
-            Model {
-                embedding: Embedding::new(&dev, v, args.hidden, &mut rng)?,
-                rnn: Backbone::Min(blocks, RmsNorm::new(&dev, args.hidden, 1e-6)?),
-                out: LinearConfig::new(args.hidden, v).init(&dev, &mut rng)?,
-            }
-        }
-    };
+    let model = SequenceLmConfig {
+        family,
+        vocab: v,
+        hidden: args.hidden,
+        layers: args.layers,
+        embed: args.embed,
+        dropout: args.dropout,
+    }
+    .init(&dev, &mut rng)?;
     println!(
         "model: {} {}x{} ({} parameters), TBPTT(k1={}, k2={}), {} updates per pass",
         args.model,
@@ -247,21 +187,14 @@ fn main() -> Result<()> {
     );
     let params = model.parameters();
     let mut opt = Adam::for_params(AdamConfig::adamw(args.lr), &params)?;
-    let (mut first_step, mut state, mut tokens) = (0u64, Vec::<Var>::new(), 0usize);
+    let (mut first_step, mut state, mut tokens) = (0u64, None::<State>, 0usize);
     let mut history = History::default();
     if args.resume {
         let path = args
             .checkpoint
             .as_ref()
             .context("--resume needs --checkpoint PATH")?;
-        let r = ckpt::resume(
-            path,
-            &dev,
-            &model,
-            &mut opt,
-            vocab,
-            [args.batch, args.hidden],
-        )?;
+        let r = ckpt::resume(path, &dev, &model, &mut opt, vocab, args.batch)?;
         (first_step, state, tokens, rng, history) = (r.step, r.state, r.tokens, r.rng, r.history);
         println!("resumed from {} at step {first_step}", path.display());
     }
@@ -294,36 +227,32 @@ fn main() -> Result<()> {
     for step in first_step..last {
         let u = &plan[(step % plan.len() as u64) as usize];
         if step % plan.len() as u64 == 0 {
-            state.clear(); // a new pass over the streams
+            state = None; // a new pass over the streams
         }
-        let forward =
-            |r: Range<usize>, s: &[Var], loss: Range<usize>| -> recur::nn::Result<Chunk> {
-                let (ids, tg) = window_ids(train, args.batch, per_stream, r.clone());
-                let ids = Tensor::from_slice_u32(&dev, &ids, &[r.len(), args.batch])?;
-                let (out, next) =
-                    model
-                        .run(&ids, s)
-                        .map_err(|e| recur::nn::Error::InvalidArgument {
-                            op: "char_lm",
-                            what: format!("{e:#}"),
-                        })?;
-                let loss_sum = if loss.is_empty() {
-                    None
-                } else {
-                    let rows = loss.start - r.start..loss.end - r.start;
-                    Some(model.loss_sum(&out, rows, &tg).map_err(|e| {
-                        recur::nn::Error::InvalidArgument {
-                            op: "char_lm",
-                            what: format!("{e:#}"),
-                        }
-                    })?)
-                };
-                Ok(Chunk {
-                    loss_sum,
-                    count: loss.len() * args.batch,
-                    state: next,
-                })
+        let forward = |r: Range<usize>,
+                       s: &Option<State>,
+                       loss: Range<usize>|
+         -> recur::nn::Result<Chunk<Option<State>>> {
+            let (ids, tg) = window_ids(train, args.batch, per_stream, r.clone());
+            let ids = Tensor::from_slice_u32(&dev, &ids, &[args.batch, r.len()])?;
+            let (out, next) = model.features(&ids, s.as_ref())?;
+            let loss_sum = if loss.is_empty() {
+                None
+            } else {
+                let rows = loss.start - r.start..loss.end - r.start;
+                Some(loss_sum(&model, &out, rows, &tg).map_err(|e| {
+                    recur::nn::Error::InvalidArgument {
+                        op: "char_lm",
+                        what: format!("{e:#}"),
+                    }
+                })?)
             };
+            Ok(Chunk {
+                loss_sum,
+                count: loss.len() * args.batch,
+                state: Some(next),
+            })
+        };
         let update = |loss: &Var| -> recur::nn::Result<()> {
             model.zero_grad();
             loss.backward()?;
@@ -374,7 +303,7 @@ fn main() -> Result<()> {
                     step: step + 1,
                     tokens,
                     rng: &rng,
-                    state: &state,
+                    state: state.as_ref(),
                     history: &history,
                 };
                 ckpt::save_checkpoint(path, &model, &opt, vocab, p)?;

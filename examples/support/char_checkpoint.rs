@@ -6,9 +6,8 @@
 use anyhow::{bail, Result};
 use recur::gpu::Device;
 use recur::nn::checkpoint::{self, Checkpoint};
-use recur::nn::{Adam, Module, Rng, Tensor, Var};
+use recur::nn::{Adam, Module, Rng, SequenceLm, State, StateTensor, Tensor, Var};
 
-use crate::model::{Backbone, Model};
 use crate::plot;
 
 /// Loss history, kept in checkpoints as "step,value" pairs.
@@ -70,13 +69,13 @@ pub struct Progress<'a> {
     pub step: u64,
     pub tokens: usize,
     pub rng: &'a Rng,
-    pub state: &'a [Var],
+    pub state: Option<&'a State>,
     pub history: &'a History,
 }
 
 pub fn save_checkpoint(
     path: &std::path::Path,
-    m: &Model,
+    m: &SequenceLm,
     opt: &Adam,
     vocab: &[char],
     p: Progress,
@@ -88,20 +87,20 @@ pub fn save_checkpoint(
         tensors.push((format!("optim.m.{i}"), mm));
         tensors.push((format!("optim.v.{i}"), vv));
     }
-    for (i, s) in p.state.iter().enumerate() {
-        tensors.push((format!("state.{i}"), s.value()));
+    if let Some(s) = p.state {
+        for StateTensor { name, value, .. } in s.tensors() {
+            tensors.push((format!("state.{name}"), value.value()));
+        }
     }
-    let meta = std::collections::HashMap::from([
+    let mut meta = std::collections::HashMap::from([
         ("step".to_string(), p.step.to_string()),
         ("tokens".to_string(), p.tokens.to_string()),
         ("rng".to_string(), p.rng.state().to_string()),
         (
             "dropout_rng".to_string(),
-            match &m.rnn {
-                Backbone::Classic(r) => r.dropout_rng_state(),
-                Backbone::Min(..) | Backbone::Mamba(..) | Backbone::Mixers(..) => 0,
-            }
-            .to_string(),
+            m.recurrent()
+                .map_or(0, |r| r.dropout_rng_state())
+                .to_string(),
         ),
         ("optim.steps".to_string(), opt.steps().to_string()),
         ("vocab".to_string(), vocab.iter().collect::<String>()),
@@ -111,6 +110,13 @@ pub fn save_checkpoint(
         ),
         ("history.val".to_string(), History::encode(&p.history.val)),
     ]);
+    if let Some(s) = p.state {
+        // Steps per stream: RetNet's rotary positions continue from them.
+        let steps: Vec<String> = s.steps().iter().map(usize::to_string).collect();
+        meta.insert("state.steps".into(), steps.join(","));
+    }
+    // The model's family and sizes: `recur-serve` rebuilds it from them.
+    meta.extend(m.config().metadata());
     checkpoint::save(path, &tensors, &meta)?;
     Ok(())
 }
@@ -120,7 +126,7 @@ pub struct Resumed {
     pub step: u64,
     pub tokens: usize,
     pub rng: Rng,
-    pub state: Vec<Var>,
+    pub state: Option<State>,
     pub history: History,
 }
 
@@ -129,10 +135,10 @@ pub struct Resumed {
 pub fn resume(
     path: &std::path::Path,
     dev: &Device,
-    m: &Model,
+    m: &SequenceLm,
     opt: &mut Adam,
     vocab: &[char],
-    [batch, hidden]: [usize; 2],
+    batch: usize,
 ) -> Result<Resumed> {
     let ck = Checkpoint::load(path)?;
     if ck.metadata.get("vocab").map(String::as_str)
@@ -153,14 +159,27 @@ pub fn resume(
         })
         .collect::<Result<Vec<_>>>()?;
     opt.restore(moments, ck.meta("optim.steps")?)?;
-    let mut state = Vec::new();
-    for (i, shape) in m.state_shapes(batch, hidden).iter().enumerate() {
-        let name = format!("state.{i}");
-        if ck.names().any(|n| n == name) {
-            state.push(Var::new(ck.tensor(dev, &name, shape)?));
+    // The carried state, when the run had one: the model's zero state's
+    // tensors under their names.
+    let mut state = None;
+    if ck.names().any(|n| n.starts_with("state.")) {
+        let zero = m.zero_state(dev, batch)?;
+        let steps = ck
+            .metadata
+            .get("state.steps")
+            .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_else(|| vec![0; batch]);
+        if steps.len() != batch {
+            bail!("{}: a state for another batch size", path.display());
         }
+        let mut s = State::at_steps(steps);
+        for t in zero.tensors() {
+            let v = ck.tensor(dev, &format!("state.{}", t.name), t.value.shape())?;
+            s = s.with(&t.name, Var::new(v), t.batch_axis)?;
+        }
+        state = Some(s);
     }
-    if let Backbone::Classic(r) = &m.rnn {
+    if let Some(r) = m.recurrent() {
         r.set_dropout_rng_state(ck.meta("dropout_rng")?);
     }
     let get = |k: &str| {

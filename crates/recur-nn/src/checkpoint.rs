@@ -140,6 +140,13 @@ impl Checkpoint {
         self.tensors.keys().map(String::as_str)
     }
 
+    /// Tensor `name` on the host: its shape and values.
+    pub fn host(&self, name: &str) -> Option<(&[usize], &[f32])> {
+        self.tensors
+            .get(name)
+            .map(|(s, v)| (s.as_slice(), v.as_slice()))
+    }
+
     /// Uploads tensor `name`, checking it has `shape`.
     pub fn tensor(&self, device: &Device, name: &str, shape: &[usize]) -> Result<Tensor> {
         let op = "checkpoint::tensor";

@@ -24,6 +24,7 @@ mod minrnn;
 mod module;
 pub mod optim;
 mod recurrent;
+pub mod stateful;
 pub mod tasks;
 pub mod tbptt;
 pub mod text;
@@ -52,4 +53,8 @@ pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
 pub use recurrent::{
     Gru, LayerParams, Lstm, Recurrent, RecurrentConfig, RecurrentGrads, RecurrentOutput,
     RecurrentTape, RecurrentVars, Rnn,
+};
+pub use stateful::{
+    Family, PreNorm, SequenceLm, SequenceLmConfig, Stack, State, StateTensor, Stateful, StreamId,
+    StreamPool,
 };

@@ -41,8 +41,33 @@ pub struct Update {
     pub loss: Range<usize>,
 }
 
+/// A recurrent state TBPTT carries: a list of tensors, or a
+/// [`crate::State`].
+pub trait Carry: Clone {
+    /// The same values without gradient history.
+    fn detached(&self) -> Self;
+}
+
+impl Carry for Vec<Var> {
+    fn detached(&self) -> Self {
+        self.iter().map(Var::detach).collect()
+    }
+}
+
+impl Carry for crate::State {
+    fn detached(&self) -> Self {
+        self.detach()
+    }
+}
+
+impl<T: Carry> Carry for Option<T> {
+    fn detached(&self) -> Self {
+        self.as_ref().map(Carry::detached)
+    }
+}
+
 /// What a chunk of the model's forward returns to [`Tbptt::run`].
-pub struct Chunk {
+pub struct Chunk<S = Vec<Var>> {
     /// Sum of the per-step losses in the requested loss range (`None` when
     /// it is empty).
     pub loss_sum: Option<Var>,
@@ -50,7 +75,7 @@ pub struct Chunk {
     /// is the sum over chunks divided by the total count.
     pub count: usize,
     /// The recurrent state after the chunk's last step.
-    pub state: Vec<Var>,
+    pub state: S,
 }
 
 impl Tbptt {
@@ -94,14 +119,14 @@ impl Tbptt {
     /// Runs the plan over a sequence of `len` steps from `state` (empty for
     /// the model's zero state): [`Tbptt::run_update`] for each update.
     /// Returns the final state (detached) and the updates' losses.
-    pub fn run(
+    pub fn run<S: Carry>(
         &self,
         len: usize,
-        state: Vec<Var>,
-        mut forward: impl FnMut(Range<usize>, &[Var], Range<usize>) -> Result<Chunk>,
+        state: S,
+        mut forward: impl FnMut(Range<usize>, &S, Range<usize>) -> Result<Chunk<S>>,
         mut update: impl FnMut(&Var) -> Result<()>,
-    ) -> Result<(Vec<Var>, Vec<Var>)> {
-        let mut state: Vec<Var> = state.iter().map(Var::detach).collect();
+    ) -> Result<(S, Vec<Var>)> {
+        let mut state = state.detached();
         let mut losses = Vec::new();
         for u in self.plan(len) {
             let (next, loss) = self.run_update(&u, &state, &mut forward, &mut update)?;
@@ -119,14 +144,14 @@ impl Tbptt {
     /// sub-range of `steps`, possibly empty). `update(loss)` gets the mean
     /// loss and does the backward and optimizer step. Returns the state to
     /// carry to the next update (detached) and the loss (detached).
-    pub fn run_update(
+    pub fn run_update<S: Carry>(
         &self,
         u: &Update,
-        state: &[Var],
-        mut forward: impl FnMut(Range<usize>, &[Var], Range<usize>) -> Result<Chunk>,
+        state: &S,
+        mut forward: impl FnMut(Range<usize>, &S, Range<usize>) -> Result<Chunk<S>>,
         mut update: impl FnMut(&Var) -> Result<()>,
-    ) -> Result<(Vec<Var>, Var)> {
-        let detach = |s: &[Var]| s.iter().map(Var::detach).collect::<Vec<_>>();
+    ) -> Result<(S, Var)> {
+        let detach = |s: &S| s.detached();
         let clip = |r: &Range<usize>, l: &Range<usize>| r.start.max(l.start)..r.end.min(l.end);
         let mut s = detach(state);
         if !u.warmup.is_empty() {

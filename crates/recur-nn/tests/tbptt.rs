@@ -57,7 +57,7 @@ fn each_update_backpropagates_exactly_its_window() {
         let mut got = Vec::new();
         let mut state = Vec::new();
         for (i, upd) in plan.iter().enumerate() {
-            let forward = |r: Range<usize>, s: &[Var], l: Range<usize>| {
+            let forward = |r: Range<usize>, s: &Vec<Var>, l: Range<usize>| {
                 let (pred, next) = run(r.clone(), s);
                 let loss_sum = (!l.is_empty()).then(|| {
                     let p = F::slice(&pred, 0, l.start - r.start, l.len()).unwrap();

@@ -100,28 +100,39 @@ pub struct Retention {
     log_gamma: Tensor,
 }
 
-/// cos and sin of the rotary angles for positions `pos..pos + t`, as
-/// (T, H, d) tables (the d/2 frequencies twice, for rotate-half).
+/// cos and sin of the rotary angles for positions `pos..pos + t` of each
+/// stream's `pos`, as (T, H, d) tables when every stream is at the same
+/// position, else (B, T, H, d) (the d/2 frequencies twice, for
+/// rotate-half).
 fn rope_tables(
     device: &Device,
-    (pos, t, h, d): (usize, usize, usize, usize),
+    (positions, t, h, d): (&[usize], usize, usize, usize),
     base: f32,
 ) -> Result<(Tensor, Tensor)> {
-    let mut cos = Vec::with_capacity(t * h * d);
-    let mut sin = Vec::with_capacity(t * h * d);
-    for p in pos..pos + t {
-        for _ in 0..h {
-            for i in 0..d {
-                let inv = (base as f64).powf(-2.0 * (i % (d / 2)) as f64 / d as f64);
-                let a = p as f64 * inv;
-                cos.push(a.cos() as f32);
-                sin.push(a.sin() as f32);
+    let same = positions.windows(2).all(|w| w[0] == w[1]);
+    let rows = if same { &positions[..1] } else { positions };
+    let mut cos = Vec::with_capacity(rows.len() * t * h * d);
+    let mut sin = Vec::with_capacity(rows.len() * t * h * d);
+    for &pos in rows {
+        for p in pos..pos + t {
+            for _ in 0..h {
+                for i in 0..d {
+                    let inv = (base as f64).powf(-2.0 * (i % (d / 2)) as f64 / d as f64);
+                    let a = p as f64 * inv;
+                    cos.push(a.cos() as f32);
+                    sin.push(a.sin() as f32);
+                }
             }
         }
     }
+    let shape: Vec<usize> = if same {
+        vec![t, h, d]
+    } else {
+        vec![rows.len(), t, h, d]
+    };
     Ok((
-        Tensor::from_slice(device, &cos, &[t, h, d])?,
-        Tensor::from_slice(device, &sin, &[t, h, d])?,
+        Tensor::from_slice(device, &cos, &shape)?,
+        Tensor::from_slice(device, &sin, &shape)?,
     ))
 }
 
@@ -130,7 +141,8 @@ fn rope(x: &Var, cos: &Var, sin: &Var) -> Result<Var> {
     let d = x.shape()[3];
     let (x1, x2) = (F::slice(x, 3, 0, d / 2)?, F::slice(x, 3, d / 2, d / 2)?);
     let rot = F::concat(&[&F::scale(&x2, -1.0)?, &x1], 3)?;
-    F::add(&F::mul_at(x, cos, 1)?, &F::mul_at(&rot, sin, 1)?)
+    let at = 4 - cos.shape().len();
+    F::add(&F::mul_at(x, cos, at)?, &F::mul_at(&rot, sin, at)?)
 }
 
 impl Retention {
@@ -147,15 +159,46 @@ impl Retention {
         x: &Var,
         state: Option<&AttentionState>,
     ) -> Result<(Var, AttentionState)> {
+        let (b, t) = batch_len("Retention::forward", x, self.config.d_model)?;
+        let pos = state.map_or(0, |s| s.pos);
+        let (y, last) = self.forward_positions(x, state.map(|s| &s.s), &vec![pos; b])?;
+        Ok((
+            y,
+            AttentionState {
+                s: last,
+                pos: pos + t,
+            },
+        ))
+    }
+
+    /// The sequence from matrix state `s` (zeros when absent), stream b's
+    /// rotary positions starting at `positions[b]`: the output and the last
+    /// state. (Streams of a pool are at different positions.)
+    pub fn forward_positions(
+        &self,
+        x: &Var,
+        s: Option<&Var>,
+        positions: &[usize],
+    ) -> Result<(Var, Var)> {
         let op = "Retention::forward";
         let c = &self.config;
         let (b, t) = batch_len(op, x, c.d_model)?;
+        if positions.len() != b {
+            return Err(Error::ShapeMismatch {
+                op,
+                expected: format!("one position per stream ({b})"),
+                got: vec![positions.len()],
+            });
+        }
         let h = c.heads;
         let (dk, dv) = (c.d_model / h, c.expand_v * c.d_model / h);
-        let h0 = state_matrix(op, state, [b, h, dk, dv])?;
-        let pos = state.map_or(0, |s| s.pos);
+        let st = s.map(|s| AttentionState {
+            s: s.clone(),
+            pos: 0,
+        });
+        let h0 = state_matrix(op, st.as_ref(), [b, h, dk, dv])?;
         let dev = x.value().device(op)?;
-        let (cos, sin) = rope_tables(&dev, (pos, t, h, dk), c.rope_base)?;
+        let (cos, sin) = rope_tables(&dev, (positions, t, h, dk), c.rope_base)?;
         let (cos, sin) = (Var::new(cos), Var::new(sin));
         let q = rope(&split_heads(&self.q_proj.forward(x)?, h)?, &cos, &sin)?;
         let q = F::scale(&q, 1.0 / (dk as f32).sqrt())?;
@@ -171,11 +214,7 @@ impl Retention {
         let (o, last) = F::linear_attention(&vars, engine(c.chunk))?;
         let g = split_heads(&self.g_proj.forward(x)?, h)?;
         let o = merge_heads(&norm_swish_gate(&o, &g, &self.norm_weight, c.norm_eps)?)?;
-        let next = AttentionState {
-            s: last,
-            pos: pos + t,
-        };
-        Ok((self.o_proj.forward(&o)?, next))
+        Ok((self.o_proj.forward(&o)?, last))
     }
 
     /// One token (B, d_model) from `state`; equal to the parallel form.

@@ -1,0 +1,189 @@
+//! Many independent streams of one model in batched state tensors: open,
+//! close, reset, snapshot and restore one stream without touching the
+//! others, and advance every stream that has input with one batched step.
+
+use std::sync::Arc;
+
+use recur_gpu::{Device, Error, Result, Tensor};
+
+use super::{SequenceLm, State};
+use crate::autograd::{no_grad, Var};
+use crate::functional as F;
+
+/// A stream of a [`StreamPool`]: its slot and the generation of that slot
+/// (an id kept after `close` no longer reaches the slot's next stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    slot: usize,
+    generation: u64,
+}
+
+impl StreamId {
+    /// The stream's row in the pool's batched state.
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+}
+
+/// Up to `capacity` streams of one [`SequenceLm`] in one batched [`State`].
+pub struct StreamPool {
+    model: Arc<SequenceLm>,
+    device: Device,
+    state: State,
+    slots: Vec<Option<u64>>,
+    generation: u64,
+}
+
+impl StreamPool {
+    /// An empty pool of `capacity` streams.
+    pub fn new(model: Arc<SequenceLm>, device: &Device, capacity: usize) -> Result<Self> {
+        if capacity == 0 {
+            return Err(Error::InvalidArgument {
+                op: "StreamPool::new",
+                what: "a pool needs at least one stream".into(),
+            });
+        }
+        let state = model.zero_state(device, capacity)?;
+        Ok(Self {
+            model,
+            device: device.clone(),
+            state,
+            slots: vec![None; capacity],
+            generation: 0,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &SequenceLm {
+        &self.model
+    }
+
+    /// Streams the pool can hold.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Open streams.
+    pub fn active(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Opens a stream from the zero state; an error when the pool is full.
+    pub fn open(&mut self) -> Result<StreamId> {
+        let slot =
+            self.slots
+                .iter()
+                .position(Option::is_none)
+                .ok_or_else(|| Error::InvalidArgument {
+                    op: "StreamPool::open",
+                    what: format!("all {} streams are open", self.capacity()),
+                })?;
+        self.state.reset(slot, 1)?;
+        self.generation += 1;
+        self.slots[slot] = Some(self.generation);
+        Ok(StreamId {
+            slot,
+            generation: self.generation,
+        })
+    }
+
+    fn check(&self, op: &'static str, id: StreamId) -> Result<()> {
+        match self.slots.get(id.slot) {
+            Some(Some(g)) if *g == id.generation => Ok(()),
+            _ => Err(Error::InvalidArgument {
+                op,
+                what: format!("stream {id:?} is not open"),
+            }),
+        }
+    }
+
+    /// Closes a stream; its slot is free for the next `open`.
+    pub fn close(&mut self, id: StreamId) -> Result<()> {
+        self.check("StreamPool::close", id)?;
+        self.slots[id.slot] = None;
+        Ok(())
+    }
+
+    /// Puts a stream back to the zero state at step 0.
+    pub fn reset(&mut self, id: StreamId) -> Result<()> {
+        self.check("StreamPool::reset", id)?;
+        self.state.reset(id.slot, 1)
+    }
+
+    /// A copy of one stream's state (one stream's worth of every tensor).
+    pub fn snapshot(&self, id: StreamId) -> Result<State> {
+        self.check("StreamPool::snapshot", id)?;
+        self.state.slice(id.slot, 1)
+    }
+
+    /// Puts a [`StreamPool::snapshot`] (of this or another pool of the same
+    /// model) into a stream.
+    pub fn restore(&mut self, id: StreamId, snapshot: &State) -> Result<()> {
+        self.check("StreamPool::restore", id)?;
+        if snapshot.batch() != 1 {
+            return Err(super::batch_error(
+                "StreamPool::restore",
+                1,
+                snapshot.batch(),
+            ));
+        }
+        self.state.write(id.slot, snapshot)
+    }
+
+    /// Steps taken by a stream.
+    pub fn steps(&self, id: StreamId) -> Result<usize> {
+        self.check("StreamPool::steps", id)?;
+        Ok(self.state.steps()[id.slot])
+    }
+
+    /// Advances each listed stream by its token, in one batched step of the
+    /// whole pool (streams not listed keep their state), and returns each
+    /// listed stream's logits over the vocabulary (one readback).
+    pub fn step(&mut self, inputs: &[(StreamId, u32)]) -> Result<Vec<Vec<f32>>> {
+        let op = "StreamPool::step";
+        let n = self.capacity();
+        let vocab = self.model.config().vocab;
+        let mut ids = vec![0u32; n];
+        let mut mask = vec![0f32; n];
+        for &(id, token) in inputs {
+            self.check(op, id)?;
+            if token as usize >= vocab {
+                return Err(Error::InvalidArgument {
+                    op,
+                    what: format!("token {token} of a vocabulary of {vocab}"),
+                });
+            }
+            if mask[id.slot] != 0.0 {
+                return Err(Error::InvalidArgument {
+                    op,
+                    what: format!("stream {id:?} listed twice"),
+                });
+            }
+            ids[id.slot] = token;
+            mask[id.slot] = 1.0;
+        }
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let _g = no_grad();
+        let ids_t = Tensor::from_slice_u32(&self.device, &ids, &[n])?;
+        let (logits, next) = self.model.step(&ids_t, Some(&self.state))?;
+        let m = Var::new(Tensor::from_slice(&self.device, &mask, &[n])?);
+        let mut steps = self.state.steps().to_vec();
+        for &(id, _) in inputs {
+            steps[id.slot] += 1;
+        }
+        let mut blended = State::at_steps(steps);
+        for (old, new) in self.state.tensors().iter().zip(next.tensors()) {
+            // old + mask ⊙ (new − old): listed rows move, the others stay.
+            let d = F::mul_at(&F::sub(&new.value, &old.value)?, &m, old.batch_axis)?;
+            blended = blended.with(&old.name, F::add(&old.value, &d)?, old.batch_axis)?;
+        }
+        self.state = blended;
+        let all = logits.value().to_vec()?;
+        Ok(inputs
+            .iter()
+            .map(|(id, _)| all[id.slot * vocab..(id.slot + 1) * vocab].to_vec())
+            .collect())
+    }
+}
