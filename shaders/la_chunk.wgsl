@@ -100,6 +100,16 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 
 
 #ifdef LA_PRESCALE
+#ifdef VEC4
+// d_k a multiple of 4: four keys per invocation, 16-byte loads and stores.
+@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> qh: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> kh: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> qc: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> kc: array<vec4<f32>>;
+@group(0) @binding(9) var<storage, read> g: array<vec4<f32>>;
+#else
 @group(0) @binding(3) var<storage, read> q: array<f32>;            // key width
 @group(0) @binding(4) var<storage, read> k: array<f32>;            // key width
 @group(0) @binding(5) var<storage, read_write> qh: array<f32>;     // q̂: q_t ⊙ e^{b_t − b_first}
@@ -107,6 +117,7 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 @group(0) @binding(7) var<storage, read_write> qc: array<f32>;     // q̃: q_t ⊙ e^{b_t} (relative to the chunk's start)
 @group(0) @binding(8) var<storage, read_write> kc: array<f32>;     // k̃: k_t ⊙ e^{b_C − b_t} (to the chunk's end)
 @group(0) @binding(9) var<storage, read> g: array<f32>;            // log α, key width
+#endif
 
 // A vector decay's cumulative log-decays b_t within each chunk (la_cumulate's
 // work, written to gc), then the operands relative to their block of 8
@@ -115,6 +126,45 @@ fn la_map(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 // the state terms of la_apply use); every factor ≤ 1, two exps per element
 // (the chunk-relative ones are block-relative times a factor per block).
 // One invocation per (key, chunk, b·H + h) walks the chunk's steps.
+#ifdef VEC4
+// Keys 4w..4w+4 of one chunk: b from g in registers (gc is only written),
+// each block's b_first and b_last by running sums.
+@compute @workgroup_size(64)
+fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = gid.x;
+    if 4u * w >= p.dk { return; }
+    let ch = chunk_of(gid.y, gid.z);
+    let z = vec4<f32>(0.0);
+    var acc = z;
+    for (var t = ch.t0; t <= ch.last; t++) {
+        acc += g[kat(ch.b, ch.h, t, 4u * w) / 4u];
+        let o = (ch.bh * p.len + t) * p.dk + 4u * w;
+        gc[o] = acc.x; gc[o + 1u] = acc.y; gc[o + 2u] = acc.z; gc[o + 3u] = acc.w;
+    }
+    let bc = acc;
+    var before = z;
+    for (var first = ch.t0; first <= ch.last; first += 8u) {
+        let last = min(first + 7u, ch.last);
+        var bl = before;
+        for (var t = first; t <= last; t++) { bl += g[kat(ch.b, ch.h, t, 4u * w) / 4u]; }
+        let bf = before + g[kat(ch.b, ch.h, first, 4u * w) / 4u];
+        let to_start = exp(min(bf, z));
+        let to_end = exp(min(bc - bl, z));
+        var bt = before;
+        for (var t = first; t <= last; t++) {
+            let i = kat(ch.b, ch.h, t, 4u * w) / 4u;
+            bt += g[i];
+            let a = q[i] * exp(min(bt - bf, z));
+            let c = k[i] * exp(min(bl - bt, z));
+            qh[i] = a;
+            kh[i] = c;
+            qc[i] = a * to_start;
+            kc[i] = c * to_end;
+        }
+        before = bl;
+    }
+}
+#else
 @compute @workgroup_size(64)
 fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
     let kk = gid.x;
@@ -144,4 +194,5 @@ fn la_prescale(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
     }
 }
+#endif
 #endif

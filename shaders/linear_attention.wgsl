@@ -41,45 +41,93 @@ fn la_cumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
 #endif
 
 #ifdef LA_CARRY
-@group(0) @binding(3) var<storage, read> start: array<f32>;      // (B, H, dk, dv): h0 / dL/dS_T (FLAG_START)
-@group(0) @binding(4) var<storage, read_write> sums: array<f32>; // chunk maps in; entering states (forward) or leaving-state gradients out
-@group(0) @binding(5) var<storage, read_write> fin: array<f32>;  // (B, H, dk, dv): S_T / dS₀
+// d_v a multiple of 4 (VEC4): four values per invocation, 16-byte accesses.
+#ifdef VEC4
+alias E = vec4<f32>;
+const PER: u32 = 4u;
+#else
+alias E = f32;
+const PER: u32 = 1u;
+#endif
+@group(0) @binding(3) var<storage, read> start: array<E>;      // (B, H, dk, dv): h0 / dL/dS_T (FLAG_START)
+@group(0) @binding(4) var<storage, read_write> sums: array<E>; // chunk maps in; entering states (forward) or leaving-state gradients out
+@group(0) @binding(5) var<storage, read_write> fin: array<E>;  // (B, H, dk, dv): S_T / dS₀
 
-// One invocation per (key, value) element of head (b, h) = gid.y.
+// One invocation per PER (key, value) elements of head (b, h) = gid.y.
 @compute @workgroup_size(64)
 fn la_carry(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
+    let i = gid.x * PER;
     if i >= p.dk * p.dv { return; }
     let k = i / p.dv;
     let v = i % p.dv;
     let bh = gid.y;
     let b = bh / p.heads;
     let h = bh % p.heads;
-    var x = 0.0;
-    if has(FLAG_START) { x = start[bh * p.dk * p.dv + i]; }
+    var x = E(0.0);
+    if has(FLAG_START) { x = start[(bh * p.dk * p.dv + i) / PER]; }
     for (var j = 0u; j < p.chunks; j++) {
 #ifdef BACKWARD
         let c = p.chunks - 1u - j;
 #else
         let c = j;
 #endif
-        let m = sums[state_at(bh, c, k, v)];
-        sums[state_at(bh, c, k, v)] = x;
+        let m = sums[state_at(bh, c, k, v) / PER];
+        sums[state_at(bh, c, k, v) / PER] = x;
         x = exp(cum(b, h, chunk_last(c), k)) * x + m;
     }
-    fin[bh * p.dk * p.dv + i] = x;
+    fin[(bh * p.dk * p.dv + i) / PER] = x;
 }
 #endif
 
 #ifdef LA_DGATE
+#ifdef VEC4
+// A vector decay with d_k a multiple of 4: four keys per invocation, one
+// 16-byte load or store per tensor and step.
+@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> k: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dq: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> dk: array<vec4<f32>>;
+#else
 @group(0) @binding(3) var<storage, read> q: array<f32>;         // key width
 @group(0) @binding(4) var<storage, read> k: array<f32>;         // key width
 @group(0) @binding(5) var<storage, read> dq: array<f32>;        // key width
 @group(0) @binding(6) var<storage, read> dk: array<f32>;        // key width
+#endif
 @group(0) @binding(7) var<storage, read> last: array<f32>;      // (B, H, dk, dv): S_T
 @group(0) @binding(8) var<storage, read> dlast: array<f32>;     // (B, H, dk, dv): dL/dS_T, read with FLAG_GRAD
+#ifdef VEC4
+@group(0) @binding(9) var<storage, read_write> dg: array<vec4<f32>>;
+#else
 @group(0) @binding(9) var<storage, read_write> dg: array<f32>;  // like log α
+#endif
 
+#ifdef VEC4
+// One invocation per (b, h, keys 4w..4w+4).
+@compute @workgroup_size(64)
+fn la_dgate(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let w = gid.x;
+    if 4u * w >= p.width { return; }
+    let bh = gid.y;
+    let b = bh / p.heads;
+    let h = bh % p.heads;
+    var acc = vec4<f32>(0.0);
+    if has(FLAG_GRAD) {
+        for (var j = 0u; j < 4u; j++) {
+            var s = 0.0;
+            for (var v = 0u; v < p.dv; v++) {
+                let i = (bh * p.dk + 4u * w + j) * p.dv + v;
+                s += last[i] * dlast[i];
+            }
+            acc[j] = s;
+        }
+    }
+    for (var n = 0u; n < p.len; n++) {
+        let i = kat(b, h, p.len - 1u - n, 4u * w) / 4u;
+        acc += q[i] * dq[i] - k[i] * dk[i];
+        dg[i] = acc;
+    }
+}
+#else
 // One invocation per (b, h, column w): W = 1 sums over every key index.
 @compute @workgroup_size(64)
 fn la_dgate(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -109,6 +157,7 @@ fn la_dgate(@builtin(global_invocation_id) gid: vec3<u32>) {
         if p.width == 1u { dg[gat(b, h, t)] = acc; } else { dg[kat(b, h, t, w)] = acc; }
     }
 }
+#endif
 #endif
 
 #ifdef LA_RECURRENT

@@ -102,8 +102,7 @@ impl ChunkedAttention {
             sums: (&dstates).into(),
             fin: (&dh0).into(),
         };
-        let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
-        let key = self.key::<la::LaCarry>(kind, true);
+        let (key, carry_groups) = self.carry_launch(kind, true, &s);
         dev.launch(&key, &p, &carry, carry_groups)?;
         let nb = self.chunk / 8;
         let dscores = dev.alloc(op, fwd.scores.shape(), DType::F32)?;
@@ -233,8 +232,17 @@ impl ChunkedAttention {
             dlast: d_last.unwrap_or(x.q).into(),
             dg: (&dg).into(),
         };
-        let groups = [(p.width as usize).div_ceil(64) as u32, p.batch * p.heads, 1];
-        let key = self.key::<la::LaDgate>(x.decay.kind(), false);
+        // A vector decay over a multiple of 4 keys: four per invocation.
+        let vec4 = p.width > 1 && p.width.is_multiple_of(4);
+        let per = if vec4 { 4 } else { 1 };
+        let groups = [
+            (p.width as usize).div_ceil(64 * per) as u32,
+            p.batch * p.heads,
+            1,
+        ];
+        let key = self
+            .key::<la::LaDgate>(x.decay.kind(), false)
+            .flag("VEC4", vec4);
         dev.launch(&key, &pg, &bind, groups)?;
         Ok(Some(dg))
     }

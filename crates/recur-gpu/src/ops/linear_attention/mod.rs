@@ -204,6 +204,21 @@ impl ChunkedAttention {
         }
     }
 
+    /// `la_carry`'s kernel and workgroups: four values per invocation
+    /// where d_v is a multiple of 4.
+    pub(crate) fn carry_launch(
+        &self,
+        kind: DecayKind,
+        backward: bool,
+        s: &Dims,
+    ) -> (KernelKey, [u32; 3]) {
+        let vec4 = s.dv.is_multiple_of(4);
+        let per = if vec4 { 4 } else { 1 };
+        let groups = (s.dk * s.dv).div_ceil(64 * per) as u32;
+        let key = self.key::<la::LaCarry>(kind, backward).flag("VEC4", vec4);
+        (key, [groups, (s.batch * s.heads) as u32, 1])
+    }
+
     /// The chunk-local cumulative log-decays (scalar and vector decays).
     pub(crate) fn cumulate(&self, x: &LaInputs, p: &Params) -> Result<Option<Tensor>> {
         let op = "linear_attention";
@@ -255,8 +270,13 @@ impl ChunkedAttention {
             qc: (&s.q_chunk).into(),
             kc: (&s.k_chunk).into(),
         };
-        let groups = [p.dk.div_ceil(64), p.chunks, p.batch * p.heads];
-        let key = self.key::<ch::LaPrescale>(DecayKind::Vector, false);
+        // d_k a multiple of 4: four keys per invocation.
+        let vec4 = p.dk.is_multiple_of(4);
+        let per = if vec4 { 4 } else { 1 };
+        let groups = [p.dk.div_ceil(64 * per), p.chunks, p.batch * p.heads];
+        let key = self
+            .key::<ch::LaPrescale>(DecayKind::Vector, false)
+            .flag("VEC4", vec4);
         dev.launch(&key, p, &bind, groups)?;
         Ok((gc, s))
     }
@@ -312,8 +332,7 @@ impl ChunkedAttention {
             sums: (&states).into(),
             fin: (&last).into(),
         };
-        let carry_groups = [(s.dk * s.dv).div_ceil(64) as u32, bh as u32, 1];
-        let key = self.key::<la::LaCarry>(kind, false);
+        let (key, carry_groups) = self.carry_launch(kind, false, &s);
         dev.launch(&key, &p, &carry, carry_groups)?;
         let nb = self.chunk / 8;
         // A vector decay's q̃ goes where lg would be (la_scores reads no
@@ -391,7 +410,9 @@ pub(crate) fn variants() -> Vec<KernelKey> {
         for d in DecayKind::ALL {
             v.push(c.key::<la::LaCumulate>(d, false));
             v.push(c.key::<la::LaRecurrent>(d, false));
-            v.push(c.key::<la::LaDgate>(d, false));
+            for vec4 in [false, d == DecayKind::Vector] {
+                v.push(c.key::<la::LaDgate>(d, false).flag("VEC4", vec4));
+            }
             for (bw, cols) in [(false, false), (true, false), (true, true)] {
                 v.push(c.key::<la::LaRecGrad>(d, bw).flag("COLUMNS", cols));
             }
@@ -400,8 +421,12 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                     v.push(c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub));
                     v.push(c.key::<sc::LaScores>(d, bw).flag("SUBGROUPS", sub));
                 }
-                v.push(c.key::<la::LaCarry>(d, bw));
-                v.push(c.key::<ch::LaPrescale>(d, bw));
+                for vec4 in [false, true] {
+                    v.push(c.key::<la::LaCarry>(d, bw).flag("VEC4", vec4));
+                }
+                for vec4 in [false, true] {
+                    v.push(c.key::<ch::LaPrescale>(d, bw).flag("VEC4", vec4));
+                }
                 for grad in [false, true] {
                     for sub in [false, true] {
                         let apply = c.key::<ap::LaApply>(d, bw).flag("GRADQK", grad);
