@@ -4,12 +4,29 @@
 // (columns: s ≥ r, M transposed): M = A, z = dout, X = k: dv. With
 // GRADQK: M = P, z = k, X = dout: dq; BACKWARD: M = P, z = q, X = v: dk.
 
+// A vector decay's chunk-relative z̃ (bound where lg would be) is read as
+// vec4s too.
+#ifdef VEC4
+#ifdef DECAY_VECTOR
+#define LG_VEC4
+#endif
+#endif
+
 #import la_chunk_core
 
 @group(0) @binding(3) var<storage, read> att: array<f32>;       // (B·H·K, CH, CH): A, or P with GRADQK
 @group(0) @binding(4) var<storage, read> xs: array<f32>;        // q / k (BACKWARD); GRADQK: dout / v
-@group(0) @binding(5) var<storage, read> zs: array<f32>;        // v / dout; GRADQK: k / q
-@group(0) @binding(6) var<storage, read> st: array<f32>;        // (B, H, K, d_k, d_v): entering states / leaving-state gradients
+// With VEC4 (d_k and d_v multiples of 4) z and the state are read as vec4s:
+// a row of eight is two 16-byte loads instead of eight 4-byte ones.
+#ifdef VEC4
+alias Z = vec4<f32>;
+const ZPER: u32 = 4u;
+#else
+alias Z = f32;
+const ZPER: u32 = 1u;
+#endif
+@group(0) @binding(5) var<storage, read> zs: array<Z>;          // v / dout; GRADQK: k / q
+@group(0) @binding(6) var<storage, read> st: array<Z>;          // (B, H, K, d_k, d_v): entering states / leaving-state gradients
 @group(0) @binding(7) var<storage, read_write> out: array<f32>; // like z: o / dv; GRADQK: dq / dk
 @group(0) @binding(8) var<storage, read> zh: array<f32>;        // DECAY_VECTOR GRADQK: k̂ / q̂ (la_prescale)
 
@@ -35,8 +52,37 @@ fn z_index(ch: Chunk, t: u32, n: u32) -> u32 {
     return vat(ch.b, ch.h, t, n);
 #endif
 }
+// Element i of zs / st, and eight from i (a multiple of 4 with VEC4).
+fn zs1(i: u32) -> f32 {
+#ifdef VEC4
+    return zs[i / 4u][i % 4u];
+#else
+    return zs[i];
+#endif
+}
+fn st1(i: u32) -> f32 {
+#ifdef VEC4
+    return st[i / 4u][i % 4u];
+#else
+    return st[i];
+#endif
+}
+fn zs8(i: u32) -> V8 {
+#ifdef VEC4
+    return V8(zs[i / 4u], zs[i / 4u + 1u]);
+#else
+    return V8(vec4<f32>(zs[i], zs[i + 1u], zs[i + 2u], zs[i + 3u]), vec4<f32>(zs[i + 4u], zs[i + 5u], zs[i + 6u], zs[i + 7u]));
+#endif
+}
+fn st8(i: u32) -> V8 {
+#ifdef VEC4
+    return V8(st[i / 4u], st[i / 4u + 1u]);
+#else
+    return V8(vec4<f32>(st[i], st[i + 1u], st[i + 2u], st[i + 3u]), vec4<f32>(st[i + 4u], st[i + 5u], st[i + 6u], st[i + 7u]));
+#endif
+}
 fn z_at(ch: Chunk, t: u32, n: u32) -> f32 {
-    if t < p.len && n < n_width() { return zs[z_index(ch, t, n)]; }
+    if t < p.len && n < n_width() { return zs1(z_index(ch, t, n)); }
     return 0.0;
 }
 fn x_at(ch: Chunk, t: u32, m: u32) -> f32 {
@@ -52,9 +98,9 @@ fn x_at(ch: Chunk, t: u32, m: u32) -> f32 {
 fn y_at(ch: Chunk, m: u32, n: u32) -> f32 {
     if n >= n_width() { return 0.0; }
 #ifdef GRADQK
-    return st[state_at(ch.bh, ch.c, n, m)];
+    return st1(state_at(ch.bh, ch.c, n, m));
 #else
-    return st[state_at(ch.bh, ch.c, m, n)];
+    return st1(state_at(ch.bh, ch.c, m, n));
 #endif
 }
 fn zh_at(ch: Chunk, t: u32, n: u32) -> f32 {
@@ -66,6 +112,7 @@ fn zh_row(ch: Chunk, t: u32, n: u32) -> V8 {
               vec4<f32>(zh_at(ch, t, n + 4u), zh_at(ch, t, n + 5u), zh_at(ch, t, n + 6u), zh_at(ch, t, n + 7u)));
 }
 fn z_row(ch: Chunk, t: u32, n: u32) -> V8 {
+    if t < p.len && n + 8u <= n_width() { return zs8(z_index(ch, t, n)); }
     return V8(vec4<f32>(z_at(ch, t, n), z_at(ch, t, n + 1u), z_at(ch, t, n + 2u), z_at(ch, t, n + 3u)),
               vec4<f32>(z_at(ch, t, n + 4u), z_at(ch, t, n + 5u), z_at(ch, t, n + 6u), z_at(ch, t, n + 7u)));
 }
@@ -73,11 +120,24 @@ fn z_row(ch: Chunk, t: u32, n: u32) -> V8 {
 // la_prescale), which GRADQK binds where lg would be: a vector decay reads no
 // per-head decays, and a stage may have only eight storage bindings.
 fn zc_at(ch: Chunk, t: u32, n: u32) -> f32 {
-    if t < p.len && n < n_width() { return lg[z_index(ch, t, n)]; }
+    if t < p.len && n < n_width() {
+#ifdef LG_VEC4
+        let i = z_index(ch, t, n);
+        return lg[i / 4u][i % 4u];
+#else
+        return lg[z_index(ch, t, n)];
+#endif
+    }
     return 0.0;
 }
 fn z_src(ch: Chunk, t: u32, n: u32, rel: bool) -> V8 {
     if !rel { return z_row(ch, t, n); }
+#ifdef LG_VEC4
+    if t < p.len && n + 8u <= n_width() {
+        let i = z_index(ch, t, n) / 4u;
+        return V8(lg[i], lg[i + 1u]);
+    }
+#endif
     return V8(vec4<f32>(zc_at(ch, t, n), zc_at(ch, t, n + 1u), zc_at(ch, t, n + 2u), zc_at(ch, t, n + 3u)),
               vec4<f32>(zc_at(ch, t, n + 4u), zc_at(ch, t, n + 5u), zc_at(ch, t, n + 6u), zc_at(ch, t, n + 7u)));
 }
@@ -86,6 +146,9 @@ fn x_steps(ch: Chunk, t: u32, m: u32) -> V8 {
               vec4<f32>(x_at(ch, t + 4u, m), x_at(ch, t + 5u, m), x_at(ch, t + 6u, m), x_at(ch, t + 7u, m)));
 }
 fn y_row(ch: Chunk, m: u32, n: u32) -> V8 {
+#ifndef GRADQK
+    if n + 8u <= n_width() { return st8(state_at(ch.bh, ch.c, m, n)); }
+#endif
     return V8(vec4<f32>(y_at(ch, m, n), y_at(ch, m, n + 1u), y_at(ch, m, n + 2u), y_at(ch, m, n + 3u)),
               vec4<f32>(y_at(ch, m, n + 4u), y_at(ch, m, n + 5u), y_at(ch, m, n + 6u), y_at(ch, m, n + 7u)));
 }
@@ -186,6 +249,21 @@ fn span(acc0: Blk, ch: Chunk, r0: u32, n0: u32, s0: u32, s1: u32, same_rows: boo
 // state, or the leaving state's gradient). A vector decay's X here is q̃ /
 // k̃ from la_prescale, already weighted; with GRADQK the weights are per key
 // and applied by the caller. Step rows by shuffle as in `span`.
+#ifdef GRADQK
+#ifdef VEC4
+// S[n + j, m..m + 4] for j < 8 (n + 8 ≤ d_k; m a multiple of 4).
+fn s_quads(ch: Chunk, m: u32, n: u32) -> array<vec4<f32>, 8> {
+    var r: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j++) { r[j] = st[state_at(ch.bh, ch.c, n + j, m) / 4u]; }
+    return r;
+}
+// Column mm of those rows.
+fn s_col(r: array<vec4<f32>, 8>, mm: u32) -> V8 {
+    return V8(vec4<f32>(r[0][mm], r[1][mm], r[2][mm], r[3][mm]), vec4<f32>(r[4][mm], r[5][mm], r[6][mm], r[7][mm]));
+}
+#endif
+#endif
+
 fn state_term(ch: Chunk, tr: u32, n0: u32, same_rows: bool, lane: u32) -> Blk {
     var it = Blk();
     var m = 0u;
@@ -193,9 +271,21 @@ fn state_term(ch: Chunk, tr: u32, n0: u32, same_rows: bool, lane: u32) -> Blk {
     if same_rows {
         for (; m + 8u <= m_width(); m += 8u) {
             let mine = x_steps(ch, tr, m + min(lane, 7u));
+#ifdef GRADQK
+#ifdef VEC4
+            if n0 + 8u <= n_width() {
+                // The transposed state's rows n0.. at columns m.. in 16-byte
+                // loads, four columns at a time.
+                let a = s_quads(ch, m, n0);
+                let b = s_quads(ch, m + 4u, n0);
+                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk), s_col(a, kk)); }
+                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk + 4u), s_col(b, kk)); }
+                continue;
+            }
+#endif
+#endif
             for (var kk = 0u; kk < 8u; kk++) {
-                let x = V8(subgroupShuffle(mine.lo, kk), subgroupShuffle(mine.hi, kk));
-                it = upd(it, x, y_row(ch, m + kk, n0));
+                it = upd(it, shuffled(mine, kk), y_row(ch, m + kk, n0));
             }
         }
     }

@@ -33,7 +33,11 @@ const FLAG_START: u32 = 1u;  // forward: from h0; backward: from dL/d final stat
 const FLAG_GRAD: u32 = 2u;   // the dgate pass: add the final state's term
 
 @group(0) @binding(0) var<uniform> p: Params;
+#ifdef LG_VEC4
+@group(0) @binding(1) var<storage, read> lg: array<vec4<f32>>; // la_apply: a vector decay's k̃ / q̃
+#else
 @group(0) @binding(1) var<storage, read> lg: array<f32>;   // (H): log α per head (DECAY_HEAD)
+#endif
 
 #ifndef LA_CUMULATE
 #ifdef LA_PRESCALE

@@ -185,7 +185,8 @@ impl ChunkedAttention {
             let key = self
                 .key::<ap::LaApply>(kind, backward)
                 .flag("GRADQK", grad)
-                .flag("SUBGROUPS", sub);
+                .flag("SUBGROUPS", sub)
+                .flag("VEC4", s.dk.is_multiple_of(4) && s.dv.is_multiple_of(4));
             dev.launch(&key, &p, &bind, self.blocks(&p, nb * w.div_ceil(8)))?;
         }
         let ddecay = self.decay_grad(x, &p, [&dq, &dk], &fwd.last_state, d_last)?;

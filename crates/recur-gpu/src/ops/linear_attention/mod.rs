@@ -359,7 +359,10 @@ impl ChunkedAttention {
             out: (&out).into(),
             zh: x.v.into(),
         };
-        let key = self.key::<ap::LaApply>(kind, false).flag("SUBGROUPS", sub);
+        let key = self
+            .key::<ap::LaApply>(kind, false)
+            .flag("SUBGROUPS", sub)
+            .flag("VEC4", s.dk.is_multiple_of(4) && s.dv.is_multiple_of(4));
         dev.launch(&key, &p, &bind, self.blocks(&p, nb * s.dv.div_ceil(8)))?;
         Ok(LaOutput {
             out,
@@ -428,9 +431,9 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                     v.push(c.key::<ch::LaPrescale>(d, bw).flag("VEC4", vec4));
                 }
                 for grad in [false, true] {
-                    for sub in [false, true] {
+                    for (sub, vec4) in [(false, false), (true, false), (true, true)] {
                         let apply = c.key::<ap::LaApply>(d, bw).flag("GRADQK", grad);
-                        v.push(apply.flag("SUBGROUPS", sub));
+                        v.push(apply.flag("SUBGROUPS", sub).flag("VEC4", vec4));
                     }
                 }
             }
