@@ -9,23 +9,56 @@
 #import la_chunk_core
 
 #ifdef LA_MAP
-@group(0) @binding(3) var<storage, read> xs: array<f32>;         // key width: k / q (BACKWARD)
-@group(0) @binding(4) var<storage, read> zs: array<f32>;         // value width: v / dout
+// With VEC4 (d_k and d_v multiples of 4) the operands are read as vec4s: a
+// row of eight is two 16-byte loads.
+#ifdef VEC4
+alias E = vec4<f32>;
+#else
+alias E = f32;
+#endif
+@group(0) @binding(3) var<storage, read> xs: array<E>;           // key width: k / q (BACKWARD)
+@group(0) @binding(4) var<storage, read> zs: array<E>;           // value width: v / dout
 @group(0) @binding(5) var<storage, read_write> sums: array<f32>; // (B, H, K, d_k, d_v)
 
+fn xs1(i: u32) -> f32 {
+#ifdef VEC4
+    return xs[i / 4u][i % 4u];
+#else
+    return xs[i];
+#endif
+}
+fn zs1(i: u32) -> f32 {
+#ifdef VEC4
+    return zs[i / 4u][i % 4u];
+#else
+    return zs[i];
+#endif
+}
 fn x_at(ch: Chunk, t: u32, k: u32) -> f32 {
-    if t < p.len && k < p.dk { return xs[kat(ch.b, ch.h, t, k)]; }
+    if t < p.len && k < p.dk { return xs1(kat(ch.b, ch.h, t, k)); }
     return 0.0;
 }
 fn z_at(ch: Chunk, t: u32, v: u32) -> f32 {
-    if t < p.len && v < p.dv { return zs[vat(ch.b, ch.h, t, v)]; }
+    if t < p.len && v < p.dv { return zs1(vat(ch.b, ch.h, t, v)); }
     return 0.0;
 }
 fn x_keys(ch: Chunk, t: u32, k: u32) -> V8 {
+#ifdef VEC4
+    if t < p.len && k + 8u <= p.dk {
+        let i = kat(ch.b, ch.h, t, k) / 4u;
+        return V8(xs[i], xs[i + 1u]);
+    }
+#endif
     return V8(vec4<f32>(x_at(ch, t, k), x_at(ch, t, k + 1u), x_at(ch, t, k + 2u), x_at(ch, t, k + 3u)),
               vec4<f32>(x_at(ch, t, k + 4u), x_at(ch, t, k + 5u), x_at(ch, t, k + 6u), x_at(ch, t, k + 7u)));
 }
 fn z_values(ch: Chunk, t: u32, v: u32) -> V8 {
+#ifdef VEC4
+    if t < p.len && v + 8u <= p.dv {
+        let i = vat(ch.b, ch.h, t, v) / 4u;
+        return V8(zs[i], zs[i + 1u]);
+    }
+#endif
     return V8(vec4<f32>(z_at(ch, t, v), z_at(ch, t, v + 1u), z_at(ch, t, v + 2u), z_at(ch, t, v + 3u)),
               vec4<f32>(z_at(ch, t, v + 4u), z_at(ch, t, v + 5u), z_at(ch, t, v + 6u), z_at(ch, t, v + 7u)));
 }

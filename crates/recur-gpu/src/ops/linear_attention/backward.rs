@@ -93,7 +93,10 @@ impl ChunkedAttention {
         };
         let groups = self.blocks(&p, s.dk.div_ceil(8) * s.dv.div_ceil(8));
         let sub = dev.info().subgroups_of_at_least(8);
-        let key = self.key::<ch::LaMap>(kind, true).flag("SUBGROUPS", sub);
+        let key = self
+            .key::<ch::LaMap>(kind, true)
+            .flag("SUBGROUPS", sub)
+            .flag("VEC4", s.dk.is_multiple_of(4) && s.dv.is_multiple_of(4));
         dev.launch(&key, &p, &map, groups)?;
         let carry = la::LaCarry {
             lg: lg.into(),

@@ -318,7 +318,10 @@ impl ChunkedAttention {
             sums: (&states).into(),
         };
         let sub = dev.info().subgroups_of_at_least(8);
-        let key = self.key::<ch::LaMap>(kind, false).flag("SUBGROUPS", sub);
+        let key = self
+            .key::<ch::LaMap>(kind, false)
+            .flag("SUBGROUPS", sub)
+            .flag("VEC4", s.dk.is_multiple_of(4) && s.dv.is_multiple_of(4));
         dev.launch(
             &key,
             &p,
@@ -421,7 +424,10 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             }
             for bw in [false, true] {
                 for sub in [false, true] {
-                    v.push(c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub));
+                    for vec4 in [false, sub] {
+                        let map = c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub);
+                        v.push(map.flag("VEC4", vec4));
+                    }
                     v.push(c.key::<sc::LaScores>(d, bw).flag("SUBGROUPS", sub));
                 }
                 for vec4 in [false, true] {
