@@ -257,10 +257,6 @@ fn s_quads(ch: Chunk, m: u32, n: u32) -> array<vec4<f32>, 8> {
     for (var j = 0u; j < 8u; j++) { r[j] = st[state_at(ch.bh, ch.c, n + j, m) / 4u]; }
     return r;
 }
-// Column mm of those rows.
-fn s_col(r: array<vec4<f32>, 8>, mm: u32) -> V8 {
-    return V8(vec4<f32>(r[0][mm], r[1][mm], r[2][mm], r[3][mm]), vec4<f32>(r[4][mm], r[5][mm], r[6][mm], r[7][mm]));
-}
 #endif
 #endif
 
@@ -278,8 +274,8 @@ fn state_term(ch: Chunk, tr: u32, n0: u32, same_rows: bool, lane: u32) -> Blk {
                 // loads, four columns at a time.
                 let a = s_quads(ch, m, n0);
                 let b = s_quads(ch, m + 4u, n0);
-                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk), s_col(a, kk)); }
-                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk + 4u), s_col(b, kk)); }
+                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk), quad_col(a, kk)); }
+                for (var kk = 0u; kk < 4u; kk++) { it = upd(it, shuffled(mine, kk + 4u), quad_col(b, kk)); }
                 continue;
             }
 #endif

@@ -14,11 +14,33 @@
 #endif
 
 @group(0) @binding(3) var<storage, read> xs: array<f32>;        // rows t: q / dout (BACKWARD)
-@group(0) @binding(4) var<storage, read> ys: array<f32>;        // columns s: k / v
+// With VEC4 (the operands' width a multiple of 4) the column operands are
+// read as vec4s: four indices of eight steps are eight 16-byte loads.
+#ifdef VEC4
+alias Y = vec4<f32>;
+#else
+alias Y = f32;
+#endif
+@group(0) @binding(4) var<storage, read> ys: array<Y>;          // columns s: k / v
 @group(0) @binding(5) var<storage, read_write> att: array<f32>; // (B·H·K, CH, CH)
 @group(0) @binding(6) var<storage, read> xh: array<f32>;        // DECAY_VECTOR forward: q̂ (la_prescale)
 @group(0) @binding(7) var<storage, read> yh: array<f32>;        // DECAY_VECTOR forward: k̂
-@group(0) @binding(8) var<storage, read> yc: array<f32>;        // DECAY_VECTOR forward: k̃ (q̃ is bound as lg)
+@group(0) @binding(8) var<storage, read> yc: array<Y>;          // DECAY_VECTOR forward: k̃ (q̃ is bound as lg)
+
+fn ys1(i: u32) -> f32 {
+#ifdef VEC4
+    return ys[i / 4u][i % 4u];
+#else
+    return ys[i];
+#endif
+}
+fn yc1(i: u32) -> f32 {
+#ifdef VEC4
+    return yc[i / 4u][i % 4u];
+#else
+    return yc[i];
+#endif
+}
 
 // The operands' width and element at (t, i).
 fn width() -> u32 {
@@ -40,7 +62,7 @@ fn x_at(ch: Chunk, t: u32, i: u32) -> f32 {
     return 0.0;
 }
 fn y_at(ch: Chunk, t: u32, i: u32) -> f32 {
-    if t < p.len { return ys[at(ch.b, ch.h, t, i)]; }
+    if t < p.len { return ys1(at(ch.b, ch.h, t, i)); }
     return 0.0;
 }
 fn x_steps(ch: Chunk, t: u32, i: u32) -> V8 {
@@ -68,6 +90,21 @@ fn yh_steps(ch: Chunk, t: u32, i: u32) -> V8 {
               vec4<f32>(yh_at(ch, t + 4u, i), yh_at(ch, t + 5u, i), yh_at(ch, t + 6u, i), yh_at(ch, t + 7u, i)));
 }
 
+#ifdef VEC4
+// Steps t..t+8 at indices i..i+4 (i a multiple of 4) of ys, or with `rel`
+// of yc: one 16-byte load per step; quad_col(r, j) is index i + j.
+fn y_quads(ch: Chunk, t: u32, i: u32, rel: bool) -> array<vec4<f32>, 8> {
+    var r: array<vec4<f32>, 8>;
+    for (var j = 0u; j < 8u; j++) {
+        if t + j < p.len {
+            let o = at(ch.b, ch.h, t + j, i) / 4u;
+            if rel { r[j] = yc[o]; } else { r[j] = ys[o]; }
+        }
+    }
+    return r;
+}
+#endif
+
 #ifdef VECTOR_SCORES
 // A mild chunk's operands (b_C > −34 at every key, `chunk_mild`): q̃_t = q_t
 // ⊙ e^{b_t} and k̃_s ⊙ e^{−b_C} = k_s ⊙ e^{−b_s}, whose products are the
@@ -79,7 +116,7 @@ fn qc_at(ch: Chunk, t: u32, i: u32) -> f32 {
     return 0.0;
 }
 fn kc_at(ch: Chunk, t: u32, i: u32) -> f32 {
-    if t < p.len { return yc[kat(ch.b, ch.h, t, i)]; }
+    if t < p.len { return yc1(kat(ch.b, ch.h, t, i)); }
     return 0.0;
 }
 fn qc_steps(ch: Chunk, t: u32, i: u32) -> V8 {
@@ -217,10 +254,23 @@ fn paired_scores(ch: Chunk, w: u32, lane: u32) {
             let x0 = qc_steps(ch, tr[0], i + mine);
             let x1 = qc_steps(ch, tr[1], i + mine);
             let f = undecay(ch, i + mine);
+#ifdef VEC4
+            let ya = y_quads(ch, ts, i, true);
+            let yb = y_quads(ch, ts, i + 4u, true);
+            for (var kk = 0u; kk < 4u; kk++) {
+                let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
+                acc = upd(acc, v8_mul(x, v8_splat(subgroupShuffle(f, kk))), quad_col(ya, kk));
+            }
+            for (var kk = 4u; kk < 8u; kk++) {
+                let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
+                acc = upd(acc, v8_mul(x, v8_splat(subgroupShuffle(f, kk))), quad_col(yb, kk - 4u));
+            }
+#else
             for (var kk = 0u; kk < 8u; kk++) {
                 let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
                 acc = upd(acc, v8_mul(x, v8_splat(subgroupShuffle(f, kk))), kc_steps(ch, ts, i + kk));
             }
+#endif
         }
         for (; i < width(); i++) {
             acc = upd(acc, v8_mul(qc_steps(ch, own, i), v8_splat(undecay(ch, i))), kc_steps(ch, ts, i));
@@ -241,10 +291,21 @@ fn paired_scores(ch: Chunk, w: u32, lane: u32) {
 #else
         let x0 = x_steps(ch, tr[0], i + mine);
         let x1 = x_steps(ch, tr[1], i + mine);
+#ifdef VEC4
+        let ya = y_quads(ch, ts, i, false);
+        let yb = y_quads(ch, ts, i + 4u, false);
+        for (var kk = 0u; kk < 4u; kk++) {
+            acc = upd(acc, pick(shuffled(x0, kk), shuffled(x1, kk), upper), quad_col(ya, kk));
+        }
+        for (var kk = 4u; kk < 8u; kk++) {
+            acc = upd(acc, pick(shuffled(x0, kk), shuffled(x1, kk), upper), quad_col(yb, kk - 4u));
+        }
+#else
         for (var kk = 0u; kk < 8u; kk++) {
             let x = pick(shuffled(x0, kk), shuffled(x1, kk), upper);
             acc = upd(acc, x, y_steps(ch, ts, i + kk));
         }
+#endif
 #endif
     }
     for (; i < width(); i++) {

@@ -90,6 +90,11 @@ fn mul_blk(a: Blk, b: Blk) -> Blk {
         mat4x4<f32>(a.c11[0] * b.c11[0], a.c11[1] * b.c11[1], a.c11[2] * b.c11[2], a.c11[3] * b.c11[3]));
 }
 
+// Component j of eight vec4s (rows of four columns) as one column of eight.
+fn quad_col(r: array<vec4<f32>, 8>, j: u32) -> V8 {
+    return V8(vec4<f32>(r[0][j], r[1][j], r[2][j], r[3][j]), vec4<f32>(r[4][j], r[5][j], r[6][j], r[7][j]));
+}
+
 // Row i of the block.
 fn blk_row(m: Blk, i: u32) -> V8 {
     if i < 4u { return V8(m.c00[i], m.c01[i]); }

@@ -119,7 +119,10 @@ impl ChunkedAttention {
             yh: x.v.into(),
             yc: x.v.into(),
         };
-        let key = self.key::<sc::LaScores>(kind, true).flag("SUBGROUPS", sub);
+        let key = self
+            .key::<sc::LaScores>(kind, true)
+            .flag("SUBGROUPS", sub)
+            .flag("VEC4", s.dv.is_multiple_of(4));
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
         let dq = dev.alloc(op, x.q.shape(), DType::F32)?;
         let dk = dev.alloc(op, x.k.shape(), DType::F32)?;

@@ -350,7 +350,10 @@ impl ChunkedAttention {
             yh: ops.k_block.into(),
             yc: ops.k_chunk.into(),
         };
-        let key = self.key::<sc::LaScores>(kind, false).flag("SUBGROUPS", sub);
+        let key = self
+            .key::<sc::LaScores>(kind, false)
+            .flag("SUBGROUPS", sub)
+            .flag("VEC4", s.dk.is_multiple_of(4));
         dev.launch(&key, &p, &bind, self.score_blocks(&p, sub))?;
         let bind = ap::LaApply {
             lg: lg.into(),
@@ -428,7 +431,10 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                         let map = c.key::<ch::LaMap>(d, bw).flag("SUBGROUPS", sub);
                         v.push(map.flag("VEC4", vec4));
                     }
-                    v.push(c.key::<sc::LaScores>(d, bw).flag("SUBGROUPS", sub));
+                    for vec4 in [false, sub] {
+                        let scores = c.key::<sc::LaScores>(d, bw).flag("SUBGROUPS", sub);
+                        v.push(scores.flag("VEC4", vec4));
+                    }
                 }
                 for vec4 in [false, true] {
                     v.push(c.key::<la::LaCarry>(d, bw).flag("VEC4", vec4));
