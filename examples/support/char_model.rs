@@ -6,7 +6,6 @@ use std::ops::Range;
 
 use anyhow::{bail, Result};
 use recur::gpu::Device;
-use recur::nn::stateful::sample_token;
 use recur::nn::{
     functional as F, no_grad, LossReduction, Module, Rng, SequenceLm, State, Tensor, Var,
 };
@@ -96,17 +95,8 @@ pub fn sample(
     temperature: f32,
     rng: &mut Rng,
 ) -> Result<String> {
-    let _g = no_grad();
     m.set_training(false);
-    let mut out = String::new();
-    let mut state: Option<State> = None;
-    let mut cur = prompt;
-    for _ in 0..n {
-        let (logits, next) = m.step(&Tensor::from_slice_u32(dev, &[cur], &[1])?, state.as_ref())?;
-        cur = sample_token(&logits.to_vec()?, temperature, None, rng)?; // one readback per character
-        out.push(vocab[cur as usize]);
-        state = Some(next);
-    }
+    let ids = m.generate(dev, &[prompt], n, (temperature, None), rng)?;
     m.set_training(true);
-    Ok(out)
+    Ok(ids.iter().map(|&i| vocab[i as usize]).collect())
 }

@@ -328,6 +328,42 @@ impl SequenceLm {
         self.rnn.zero_state(device, batch)
     }
 
+    /// `n` tokens after `prompt` (one stream, no gradients): the prompt is
+    /// fed token by token, then each sampled token ([`sample_token`] with
+    /// `rng`) is fed back. What `char_lm` samples and `recur-serve` streams.
+    pub fn generate(
+        &self,
+        device: &Device,
+        prompt: &[u32],
+        n: usize,
+        (temperature, top_k): (f32, Option<usize>),
+        rng: &mut Rng,
+    ) -> Result<Vec<u32>> {
+        let _g = crate::autograd::no_grad();
+        let (&last, head) = prompt.split_last().ok_or_else(|| Error::InvalidArgument {
+            op: "SequenceLm::generate",
+            what: "an empty prompt".into(),
+        })?;
+        let mut state = None::<State>;
+        for &t in head {
+            state = Some(
+                self.step(&Tensor::from_slice_u32(device, &[t], &[1])?, state.as_ref())?
+                    .1,
+            );
+        }
+        let (mut cur, mut out) = (last, Vec::with_capacity(n));
+        for _ in 0..n {
+            let (logits, next) = self.step(
+                &Tensor::from_slice_u32(device, &[cur], &[1])?,
+                state.as_ref(),
+            )?;
+            cur = sample_token(&logits.value().to_vec()?, temperature, top_k, rng)?;
+            out.push(cur);
+            state = Some(next);
+        }
+        Ok(out)
+    }
+
     /// Logits (B·T, vocab) of `features` rows, for a loss.
     pub fn logits_rows(&self, features: &Var) -> Result<Var> {
         let s = features.shape();
