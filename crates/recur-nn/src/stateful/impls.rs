@@ -4,6 +4,7 @@
 use recur_gpu::ops::rnn::Cell;
 use recur_gpu::{Device, Result, Tensor};
 
+use super::stack::residual;
 use super::{batch_of, or_zero, State, Stateful};
 use crate::attention::{AttentionState, GatedLinearAttention, LinearAttention, Retention};
 use crate::autograd::Var;
@@ -12,7 +13,6 @@ use crate::mamba::{Mamba, MambaState};
 use crate::mamba2::{Mamba2, Mamba2State};
 use crate::mamba_lm::{MambaBlock, Mixer};
 use crate::minrnn::{MinRnn, MinRnnBlock};
-use crate::module::Layer;
 use crate::recurrent::Recurrent;
 
 fn zeros(device: &Device, shape: &[usize]) -> Result<Var> {
@@ -128,94 +128,61 @@ fn step_state(
     or_zero(op, layer, x, state, b)
 }
 
-/// Mamba: `conv` (B, d_inner, d_conv) and `ssm` (B, d_inner, d_state).
-impl Stateful for Mamba {
-    fn forward_state(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let op = "Mamba::forward_state";
-        let (b, t) = batch_of(op, x)?;
-        let s = or_zero(op, self, x, state, b)?;
-        let own = MambaState {
-            conv: s.get(op, "conv")?.clone(),
-            ssm: s.get(op, "ssm")?.clone(),
-        };
-        let (y, n) = self.forward_with_state(x, Some(&own))?;
-        let next = State::at_steps(s.steps().to_vec())
-            .with("conv", n.conv, 0)?
-            .with("ssm", n.ssm, 0)?;
-        Ok((y, next.advanced(t)))
-    }
+/// Mamba and Mamba-2: `conv` (B, channels, d_conv) and `ssm` (Mamba:
+/// (B, d_inner, d_state); Mamba-2: (B, H, headdim, d_state)), mapped to and
+/// from their own state type.
+macro_rules! mamba_stateful {
+    ($layer:ident, $state:ident) => {
+        impl Stateful for $layer {
+            fn forward_state(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
+                let op = concat!(stringify!($layer), "::forward_state");
+                let (b, t) = batch_of(op, x)?;
+                let s = or_zero(op, self, x, state, b)?;
+                let own = $state {
+                    conv: s.get(op, "conv")?.clone(),
+                    ssm: s.get(op, "ssm")?.clone(),
+                };
+                let (y, n) = self.forward_with_state(x, Some(&own))?;
+                Ok((y, conv_ssm(&s, n.conv, n.ssm)?.advanced(t)))
+            }
 
-    fn step(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let op = "Mamba::step";
-        let s = step_state(op, self, x, state)?;
-        let own = MambaState {
-            conv: s.get(op, "conv")?.clone(),
-            ssm: s.get(op, "ssm")?.clone(),
-        };
-        let (y, n) = Mamba::step(self, x, Some(&own))?;
-        let next = State::at_steps(s.steps().to_vec())
-            .with("conv", n.conv, 0)?
-            .with("ssm", n.ssm, 0)?;
-        Ok((y, next.advanced(1)))
-    }
+            fn step(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
+                let op = concat!(stringify!($layer), "::step");
+                let s = step_state(op, self, x, state)?;
+                let own = $state {
+                    conv: s.get(op, "conv")?.clone(),
+                    ssm: s.get(op, "ssm")?.clone(),
+                };
+                let (y, n) = $layer::step(self, x, Some(&own))?;
+                Ok((y, conv_ssm(&s, n.conv, n.ssm)?.advanced(1)))
+            }
 
-    fn zero_state(&self, device: &Device, batch: usize) -> Result<State> {
-        let z = Mamba::zero_state(self, device, batch)?;
-        State::new(batch)
-            .with("conv", z.conv, 0)?
-            .with("ssm", z.ssm, 0)
-    }
+            fn zero_state(&self, device: &Device, batch: usize) -> Result<State> {
+                let z = $layer::zero_state(self, device, batch)?;
+                conv_ssm(&State::new(batch), z.conv, z.ssm)
+            }
+        }
+    };
 }
 
-/// Mamba-2: `conv` (B, conv_dim, d_conv) and `ssm` (B, H, headdim, d_state).
-impl Stateful for Mamba2 {
-    fn forward_state(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let op = "Mamba2::forward_state";
-        let (b, t) = batch_of(op, x)?;
-        let s = or_zero(op, self, x, state, b)?;
-        let own = Mamba2State {
-            conv: s.get(op, "conv")?.clone(),
-            ssm: s.get(op, "ssm")?.clone(),
-        };
-        let (y, n) = self.forward_with_state(x, Some(&own))?;
-        let next = State::at_steps(s.steps().to_vec())
-            .with("conv", n.conv, 0)?
-            .with("ssm", n.ssm, 0)?;
-        Ok((y, next.advanced(t)))
-    }
-
-    fn step(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let op = "Mamba2::step";
-        let s = step_state(op, self, x, state)?;
-        let own = Mamba2State {
-            conv: s.get(op, "conv")?.clone(),
-            ssm: s.get(op, "ssm")?.clone(),
-        };
-        let (y, n) = Mamba2::step(self, x, Some(&own))?;
-        let next = State::at_steps(s.steps().to_vec())
-            .with("conv", n.conv, 0)?
-            .with("ssm", n.ssm, 0)?;
-        Ok((y, next.advanced(1)))
-    }
-
-    fn zero_state(&self, device: &Device, batch: usize) -> Result<State> {
-        let z = Mamba2::zero_state(self, device, batch)?;
-        State::new(batch)
-            .with("conv", z.conv, 0)?
-            .with("ssm", z.ssm, 0)
-    }
+/// A state at `like`'s step counts holding `conv` and `ssm`.
+fn conv_ssm(like: &State, conv: Var, ssm: Var) -> Result<State> {
+    State::at_steps(like.steps().to_vec())
+        .with("conv", conv, 0)?
+        .with("ssm", ssm, 0)
 }
+
+mamba_stateful!(Mamba, MambaState);
+mamba_stateful!(Mamba2, Mamba2State);
 
 /// A Mamba or Mamba-2 residual block: its mixer's state.
 impl<M: Mixer + Stateful> Stateful for MambaBlock<M> {
     fn forward_state(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let (y, s) = self.mixer.forward_state(&self.norm.forward(x)?, state)?;
-        Ok((F::add(x, &y)?, s))
+        residual(&self.norm, x, |h| self.mixer.forward_state(h, state))
     }
 
     fn step(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let (y, s) = self.mixer.step(&self.norm.forward(x)?, state)?;
-        Ok((F::add(x, &y)?, s))
+        residual(&self.norm, x, |h| self.mixer.step(h, state))
     }
 
     fn zero_state(&self, device: &Device, batch: usize) -> Result<State> {

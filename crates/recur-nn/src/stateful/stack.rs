@@ -30,15 +30,24 @@ impl Module for PreNorm {
     }
 }
 
+/// `x + f(norm(x))` and `f`'s state: a pre-norm residual block's step or
+/// sequence (shared with `MambaBlock`).
+pub(crate) fn residual(
+    norm: &RmsNorm,
+    x: &Var,
+    f: impl FnOnce(&Var) -> Result<(Var, State)>,
+) -> Result<(Var, State)> {
+    let (y, s) = f(&norm.forward(x)?)?;
+    Ok((F::add(x, &y)?, s))
+}
+
 impl Stateful for PreNorm {
     fn forward_state(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let (y, s) = self.mixer.forward_state(&self.norm.forward(x)?, state)?;
-        Ok((F::add(x, &y)?, s))
+        residual(&self.norm, x, |h| self.mixer.forward_state(h, state))
     }
 
     fn step(&self, x: &Var, state: Option<&State>) -> Result<(Var, State)> {
-        let (y, s) = self.mixer.step(&self.norm.forward(x)?, state)?;
-        Ok((F::add(x, &y)?, s))
+        residual(&self.norm, x, |h| self.mixer.step(h, state))
     }
 
     fn zero_state(&self, device: &Device, batch: usize) -> Result<State> {
