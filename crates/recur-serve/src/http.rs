@@ -1,5 +1,6 @@
 //! The HTTP API: `POST /v1/generate` (tokens as server-sent events),
-//! `GET /health`, `GET /metrics`. Every refusal is a JSON body
+//! `GET /v1/stream` (a WebSocket, [`crate::ws`]), `GET /health`,
+//! `GET /metrics`. Every refusal is a JSON body
 //! `{"error": ...}` with a 4xx status; nothing a client sends can stop the
 //! server.
 
@@ -21,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use crate::engine::{Engine, Event, Refused, Request};
+use crate::engine::{Engine, Event, Kind, Refused, Request, Sampling};
 use crate::model::Loaded;
 
 /// Request limits.
@@ -52,10 +53,11 @@ pub fn router(app: App) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/generate", post(generate))
+        .route("/v1/stream", get(crate::ws::stream))
         .with_state(app)
 }
 
-fn error(status: StatusCode, what: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, what: impl Into<String>) -> Response {
     (status, Json(json!({ "error": what.into() }))).into_response()
 }
 
@@ -96,27 +98,71 @@ struct Generate {
     model: Option<String>,
 }
 
-fn one() -> f32 {
+pub(crate) fn one() -> f32 {
     1.0
 }
 
-async fn generate(State(app): State<App>, body: Bytes) -> Response {
-    let refuse = |status, what: String| {
-        app.engine.metrics().refused.fetch_add(1, Ordering::Relaxed);
-        error(status, what)
-    };
-    let g: Generate = match serde_json::from_slice(&body) {
-        Ok(g) => g,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("malformed request: {e}")),
-    };
-    if let Some(m) = &g.model {
+/// Counts a refusal and answers it.
+pub(crate) fn refuse(app: &App, status: StatusCode, what: String) -> Response {
+    app.engine.metrics().refused.fetch_add(1, Ordering::Relaxed);
+    error(status, what)
+}
+
+/// A refusal's status and message.
+pub(crate) type Refusal = (StatusCode, String);
+
+/// Checks the fields a generation and a stream share.
+pub(crate) fn check(
+    app: &App,
+    model: Option<&str>,
+    temperature: f32,
+    top_k: Option<usize>,
+) -> Result<(), Refusal> {
+    if let Some(m) = model {
         if m != app.model.name() {
             let what = format!(
                 "unknown model {m:?}: this server runs {:?}",
                 app.model.name()
             );
-            return refuse(StatusCode::NOT_FOUND, what);
+            return Err((StatusCode::NOT_FOUND, what));
         }
+    }
+    if !(temperature.is_finite() && (0.0..=100.0).contains(&temperature)) {
+        let what = format!("temperature {temperature}: 0 to 100 allowed");
+        return Err((StatusCode::BAD_REQUEST, what));
+    }
+    if top_k == Some(0) {
+        let what = "top_k must be at least 1".to_string();
+        return Err((StatusCode::BAD_REQUEST, what));
+    }
+    Ok(())
+}
+
+/// Queues `req`, or the refusal to answer with.
+pub(crate) fn submit(app: &App, req: Request) -> Result<(), Refusal> {
+    match app.engine.submit(req) {
+        Ok(()) => Ok(()),
+        Err(Refused::Busy) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            "all streams are busy and the queue is full".into(),
+        )),
+        Err(Refused::Stopped) => Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down".into(),
+        )),
+    }
+}
+
+async fn generate(State(app): State<App>, body: Bytes) -> Response {
+    let g: Generate = match serde_json::from_slice(&body) {
+        Ok(g) => g,
+        Err(e) => {
+            let what = format!("malformed request: {e}");
+            return refuse(&app, StatusCode::BAD_REQUEST, what);
+        }
+    };
+    if let Err((status, what)) = check(&app, g.model.as_deref(), g.temperature, g.top_k) {
+        return refuse(&app, status, what);
     }
     let n = g.prompt.chars().count();
     if n == 0 || n > app.limits.max_prompt {
@@ -124,54 +170,37 @@ async fn generate(State(app): State<App>, body: Bytes) -> Response {
             "the prompt has {n} characters: 1 to {} allowed",
             app.limits.max_prompt
         );
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, what);
+        return refuse(&app, StatusCode::PAYLOAD_TOO_LARGE, what);
     }
     if g.max_tokens == 0 || g.max_tokens > app.limits.max_tokens {
         let what = format!(
             "max_tokens {}: 1 to {} allowed",
             g.max_tokens, app.limits.max_tokens
         );
-        return refuse(StatusCode::BAD_REQUEST, what);
-    }
-    if !(g.temperature.is_finite() && (0.0..=100.0).contains(&g.temperature)) {
-        let what = format!("temperature {}: 0 to 100 allowed", g.temperature);
-        return refuse(StatusCode::BAD_REQUEST, what);
-    }
-    if g.top_k == Some(0) {
-        return refuse(StatusCode::BAD_REQUEST, "top_k must be at least 1".into());
+        return refuse(&app, StatusCode::BAD_REQUEST, what);
     }
     let prompt = match app.model.encode(&g.prompt) {
         Ok(p) => p,
         Err(c) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("{c:?} is not in the vocabulary"),
-            )
+            let what = format!("{c:?} is not in the vocabulary");
+            return refuse(&app, StatusCode::BAD_REQUEST, what);
         }
     };
     let (tx, rx) = mpsc::channel(g.max_tokens + 2);
     let req = Request {
-        prompt,
-        max_tokens: g.max_tokens,
-        temperature: g.temperature,
-        top_k: g.top_k,
-        seed: g.seed,
+        kind: Kind::Generate {
+            prompt,
+            max_tokens: g.max_tokens,
+        },
+        sampling: Sampling {
+            temperature: g.temperature,
+            top_k: g.top_k,
+            seed: g.seed,
+        },
         out: tx,
     };
-    match app.engine.submit(req) {
-        Ok(()) => {}
-        Err(Refused::Busy) => {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "all streams are busy and the queue is full".into(),
-            )
-        }
-        Err(Refused::Stopped) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is shutting down".into(),
-            )
-        }
+    if let Err((status, what)) = submit(&app, req) {
+        return refuse(&app, status, what);
     }
     let vocab = app.model.vocab.clone();
     let events = ReceiverStream::new(rx).map(move |e| {
@@ -182,6 +211,8 @@ async fn generate(State(app): State<App>, body: Bytes) -> Response {
             Event::Done(reason) => Sse::default()
                 .event("done")
                 .data(json!({ "reason": reason }).to_string()),
+            // A generation gets neither.
+            Event::Step { .. } | Event::Reset => Sse::default().comment(""),
         })
     });
     axum::response::Sse::new(events)

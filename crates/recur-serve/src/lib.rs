@@ -2,14 +2,19 @@
 //! HTTP to many clients at once. One worker thread owns the model's
 //! [`recur_nn::StreamPool`] and advances every running request by one token
 //! per batched step ([`engine`]); the HTTP side ([`http`]) validates
-//! requests, queues them and streams their tokens as server-sent events.
+//! requests, queues them and streams their tokens as server-sent events;
+//! `/v1/stream` holds a continuous stream over a WebSocket (`ws`): the
+//! client pushes tokens and gets each step's sample or distribution.
 
 pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod model;
+mod worker;
+mod ws;
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,9 +46,12 @@ impl Default for Settings {
     }
 }
 
+/// How long a shutdown waits for WebSocket sessions to end.
+const SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `model` on `listener` until `shutdown` resolves; then running
-/// requests end with a `shutdown` event and the server stops once their
-/// responses are closed.
+/// requests and streams end with a `shutdown` event and the server stops
+/// once their responses are closed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     model: Arc<Loaded>,
@@ -51,6 +59,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let engine = Engine::start(model.clone(), settings.streams, settings.queue)?;
+    let app_metrics = engine.metrics.clone();
     let app = App {
         model,
         engine: engine.clone(),
@@ -63,5 +72,11 @@ pub async fn serve(
             engine.shutdown();
         })
         .await?;
+    // Upgraded connections (WebSocket streams) outlive axum's graceful
+    // shutdown: give each the moment it needs to send its `done` frame.
+    let t0 = Instant::now();
+    while app_metrics.sessions.load(Ordering::Relaxed) > 0 && t0.elapsed() < SESSION_GRACE {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub active: AtomicU64,
     /// Requests waiting for a stream.
     pub queued: AtomicU64,
+    /// Open WebSocket sessions.
+    pub sessions: AtomicU64,
     /// Requests refused (queue full, bad input).
     pub refused: AtomicU64,
     buckets: [AtomicU64; BUCKETS.len()],
@@ -48,6 +50,7 @@ impl Metrics {
         let _ = writeln!(s, "# HELP recur_tokens_per_second Tokens sampled per second since start.\n# TYPE recur_tokens_per_second gauge\nrecur_tokens_per_second {rate:.3}");
         let _ = writeln!(s, "# HELP recur_active_streams Requests being generated.\n# TYPE recur_active_streams gauge\nrecur_active_streams {}", g(&self.active));
         let _ = writeln!(s, "# HELP recur_queue_depth Requests waiting for a stream.\n# TYPE recur_queue_depth gauge\nrecur_queue_depth {}", g(&self.queued));
+        let _ = writeln!(s, "# HELP recur_websocket_sessions Open WebSocket streams.\n# TYPE recur_websocket_sessions gauge\nrecur_websocket_sessions {}", g(&self.sessions));
         let _ = writeln!(s, "# HELP recur_refused_total Requests refused.\n# TYPE recur_refused_total counter\nrecur_refused_total {}", g(&self.refused));
         let _ = writeln!(s, "# HELP recur_step_seconds Latency of one batched step.\n# TYPE recur_step_seconds histogram");
         let mut cum = 0;
