@@ -6,6 +6,7 @@
 //! cargo run --release -p recur-bench -- scan --json scan.json
 //! cargo run --release -p recur-bench -- dispatch
 //! cargo run --release -p recur-bench -- attention --quick
+//! cargo run --release -p recur-bench -- serve --clients 1,16,256 --json serve.json
 //! ```
 
 mod attention;
@@ -14,6 +15,7 @@ mod mamba;
 mod record;
 mod rnn;
 mod scan;
+mod serve;
 mod suites;
 mod timing;
 
@@ -55,6 +57,35 @@ enum Suite {
     /// Chunked linear attention (linear, RetNet, Mamba-2's SSD, GLA),
     /// forward, forward+backward and the recurrent form.
     Attention,
+    /// A load generator against an in-process recur-serve on loopback:
+    /// tokens/s, time per token (p50, p99), errors, memory, per number of
+    /// concurrent clients (not part of `all`).
+    Serve {
+        /// Concurrent clients, comma-separated, one level each.
+        #[arg(long, default_value = "1,16,256")]
+        clients: String,
+        /// Seconds each level issues requests.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// The served family (random weights; speed does not depend on them).
+        #[arg(long, default_value = "gru")]
+        model: String,
+        /// Hidden size (char_lm's default).
+        #[arg(long, default_value_t = 256)]
+        hidden: usize,
+        /// Layers.
+        #[arg(long, default_value_t = 2)]
+        layers: usize,
+        /// Embedding width.
+        #[arg(long, default_value_t = 64)]
+        embed: usize,
+        /// The server's pool (recur-serve --streams).
+        #[arg(long, default_value_t = 256)]
+        streams: usize,
+        /// Tokens per request.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: usize,
+    },
     /// Every suite.
     All,
 }
@@ -64,6 +95,7 @@ fn main() -> anyhow::Result<()> {
     let dev = Device::new()?;
     eprint!("{}", dev.info());
     let records = match cli.suite {
+        Suite::Serve { .. } => return run_serve(&dev, &cli),
         Suite::Peak => suites::peak(&dev, cli.runs)?,
         Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
         Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
@@ -88,6 +120,53 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(path) = cli.json {
         std::fs::write(&path, serde_json::to_string_pretty(&records)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `recur-bench serve`.
+fn run_serve(dev: &Device, cli: &Cli) -> anyhow::Result<()> {
+    let Suite::Serve {
+        clients,
+        seconds,
+        model,
+        hidden,
+        layers,
+        embed,
+        streams,
+        max_tokens,
+    } = &cli.suite
+    else {
+        return Ok(());
+    };
+    let levels = clients
+        .split(',')
+        .map(|c| c.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--clients {clients:?}: {e}"))?;
+    let load = serve::Load {
+        levels,
+        seconds: if cli.quick {
+            seconds.min(3.0)
+        } else {
+            *seconds
+        },
+        config: recur_nn::SequenceLmConfig {
+            family: recur_nn::Family::parse(model)?,
+            vocab: 0,
+            hidden: *hidden,
+            layers: *layers,
+            embed: *embed,
+            dropout: 0.0,
+        },
+        streams: *streams,
+        max_tokens: *max_tokens,
+    };
+    let records = serve::serve(dev, &load)?;
+    serve::print_table(&records);
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&records)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

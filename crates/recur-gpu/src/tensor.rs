@@ -215,6 +215,11 @@ impl Tensor {
         &self.shape
     }
 
+    /// Whether both tensors are views of one buffer (a reshape shares it).
+    pub fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         numel(&self.shape)

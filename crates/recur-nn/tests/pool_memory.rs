@@ -53,7 +53,11 @@ fn pool_memory_is_flat_over_ten_thousand_churning_steps() {
             }
         }
         // Every open stream but the newest steps (a masked row each time).
-        let n = if open.len() > 1 { open.len() - 1 } else { open.len() };
+        let n = if open.len() > 1 {
+            open.len() - 1
+        } else {
+            open.len()
+        };
         let inputs: Vec<_> = open
             .iter()
             .take(n)

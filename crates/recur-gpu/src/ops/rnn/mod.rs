@@ -4,13 +4,17 @@
 //! Forward: the input projection for all steps is one GEMM, then one fused
 //! dispatch per step. Backward: two dispatches per step (gate gradients,
 //! then dh_prev), then the weight and bias gradients as GEMMs and reductions
-//! over all steps. Everything is recorded; nothing waits on the GPU.
+//! over all steps. Inference: one dispatch per layer per token from weights
+//! laid out once ([`RnnStepWeights`], [`rnn_infer_step`]). Everything is
+//! recorded; nothing waits on the GPU.
 
 mod backward;
 mod forward;
+mod infer;
 
 pub use backward::rnn_backward;
 pub use forward::{rnn_forward, rnn_forward_run};
+pub use infer::{rnn_infer_step, rnn_infer_step_into, RnnStepWeights, StepIo};
 
 use super::{layout, u32_of};
 use crate::bindings::rnn_params::Params;
@@ -281,6 +285,10 @@ pub(crate) fn variants() -> Vec<KernelKey> {
                     v.push(step.flag("SUBGROUPS", sub).flag("NARROW", narrow));
                 }
             }
+        }
+        for (f16, masked) in [(false, false), (false, true), (true, false), (true, true)] {
+            let infer = KernelKey::of::<crate::bindings::rnn_infer::RnnInfer>();
+            v.push(cell.flags(infer).flag("F16", f16).flag("MASKED", masked));
         }
         v.push(cell.flags(KernelKey::of::<b::RnnStepBackward>()));
         for sub in [false, true] {

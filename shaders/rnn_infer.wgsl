@@ -1,0 +1,125 @@
+// One inference step of a fused LSTM / GRU / Elman RNN layer in one
+// dispatch: the input projection x W_ihᵀ and the recurrent product
+// h W_hhᵀ (weights transposed once, at load), both biases, and the gate
+// math, for four batch rows per invocation. No activations are saved.
+// Cell: define LSTM, GRU or RNN (with RELU for relu, tanh otherwise).
+// F16: the weights and biases are stored as f16; x, h, c and the math are f32.
+// MASKED: rows whose mask is 0 keep their state (h_out = h_in, c unchanged),
+// so that a pool of streams steps only the streams that have input.
+// B = batch, I = input, H = hidden, G = gates (LSTM 4, GRU 3, RNN 1), GH = G·H.
+// x is read from element x_off and h_in, h_out and c from element h_off, so
+// that one layer of an (L, B, ·) state is stepped where it lies.
+
+#import activations
+#import storage
+
+struct Params {
+    batch: u32, input: u32, hidden: u32, gates: u32,
+    x_off: u32, h_off: u32, _pad0: u32, _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;             // (B, I)
+@group(0) @binding(2) var<storage, read> w_ih_t: array<S>;          // (I, GH) W_ihᵀ
+@group(0) @binding(3) var<storage, read> w_hh_t: array<S>;          // (H, GH) W_hhᵀ
+@group(0) @binding(4) var<storage, read> bias: array<S>;            // (2, GH): b_ih, b_hh
+@group(0) @binding(5) var<storage, read> h_in: array<f32>;          // (B, H)
+@group(0) @binding(6) var<storage, read_write> h_out: array<f32>;   // (B, H)
+@group(0) @binding(7) var<storage, read_write> c: array<f32>;       // (B, H) LSTM, in place
+@group(0) @binding(8) var<storage, read> mask: array<f32>;          // (B) with MASKED
+
+fn gh() -> u32 { return p.gates * p.hidden; }
+
+// acc += outer(w, v): column q is weight column q against four batch rows.
+fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(fma(vec4<f32>(w.x), v, acc[0]), fma(vec4<f32>(w.y), v, acc[1]),
+                       fma(vec4<f32>(w.z), v, acc[2]), fma(vec4<f32>(w.w), v, acc[3]));
+}
+
+// The four weight columns (indices into GH) of invocation `u`: one unit's
+// gates, or four consecutive units of an Elman RNN.
+fn columns(u: u32) -> vec4<u32> {
+    let h = p.hidden;
+#ifdef RNN
+    return vec4<u32>(4u * u, 4u * u + 1u, 4u * u + 2u, 4u * u + 3u);
+#else
+    return vec4<u32>(u, h + u, 2u * h + u, min(3u * h + u, gh() - 1u));
+#endif
+}
+
+fn keeps(b: u32) -> bool {
+#ifdef MASKED
+    return mask[b] == 0.0;
+#else
+    return false;
+#endif
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let h = p.hidden;
+    let n = p.input;
+    let u = gid.x;
+    let b0 = gid.y * 4u;
+    let r = columns(u);
+    if r.x >= h || b0 >= p.batch { return; }
+    let rr = min(r, vec4<u32>(gh() - 1u));
+    let rows = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
+    let xb = rows * n + p.x_off;
+    let hb = rows * h + p.h_off;
+    // xa[q][i] / ha[q][i]: column q of W_ihᵀ / W_hhᵀ against batch row b0 + i.
+    var xa = mat4x4<f32>();
+    for (var k = 0u; k < n; k++) {
+        let wo = k * gh();
+        let w4 = vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
+        xa = rank1(xa, w4, vec4<f32>(x[xb.x + k], x[xb.y + k], x[xb.z + k], x[xb.w + k]));
+    }
+    var ha = mat4x4<f32>();
+    for (var k = 0u; k < h; k++) {
+        let wo = k * gh();
+        let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
+        ha = rank1(ha, w4, vec4<f32>(h_in[hb.x + k], h_in[hb.y + k], h_in[hb.z + k], h_in[hb.w + k]));
+    }
+    let bi = vec4<f32>(f32(bias[rr.x]), f32(bias[rr.y]), f32(bias[rr.z]), f32(bias[rr.w]));
+    let g = gh();
+    let bh = vec4<f32>(f32(bias[g + rr.x]), f32(bias[g + rr.y]), f32(bias[g + rr.z]), f32(bias[g + rr.w]));
+    for (var i = 0u; i < 4u; i++) {
+        let b = b0 + i;
+        if b >= p.batch { break; }
+        let xp = vec4<f32>(xa[0][i], xa[1][i], xa[2][i], xa[3][i]) + bi;
+        let hp = vec4<f32>(ha[0][i], ha[1][i], ha[2][i], ha[3][i]) + bh;
+        let o = b * h + p.h_off;
+#ifdef RNN
+        for (var q = 0u; q < 4u; q++) {
+            if r[q] >= h { break; }
+            let a = xp[q] + hp[q];
+#ifdef RELU
+            var y = max(a, 0.0);
+#else
+            var y = tanh_f(a);
+#endif
+            if keeps(b) { y = h_in[o + r[q]]; }
+            h_out[o + r[q]] = y;
+        }
+#else
+        if keeps(b) {
+            h_out[o + u] = h_in[o + u];
+            continue;
+        }
+#ifdef LSTM
+        let ig = sigmoid_f(xp.x + hp.x);
+        let fg = sigmoid_f(xp.y + hp.y);
+        let gg = tanh_f(xp.z + hp.z);
+        let og = sigmoid_f(xp.w + hp.w);
+        let cv = fg * c[o + u] + ig * gg;
+        c[o + u] = cv;
+        h_out[o + u] = og * tanh_f(cv);
+#else
+        let rg = sigmoid_f(xp.x + hp.x);
+        let zg = sigmoid_f(xp.y + hp.y);
+        let ng = tanh_f(xp.z + rg * hp.z);
+        h_out[o + u] = (1.0 - zg) * ng + zg * h_in[o + u];
+#endif
+#endif
+    }
+}
