@@ -77,7 +77,7 @@ fn check(dev: &Device, cell: Cell, (b, i, h): (usize, usize, usize), dtype: DTyp
     for step in 0..4u64 {
         let x = data(b * i, 20 + step);
         let mask: Vec<f32> = (0..b)
-            .map(|r| u8::from((r as u64 + step) % 3 != 0) as f32)
+            .map(|r| u8::from(!(r as u64 + step).is_multiple_of(3)) as f32)
             .collect();
         let masked = step > 0;
         let m_t = t(&mask, &[b]);
