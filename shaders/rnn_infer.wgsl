@@ -9,6 +9,8 @@
 // B = batch, I = input, H = hidden, G = gates (LSTM 4, GRU 3, RNN 1), GH = G·H.
 // x is read from element x_off and h_in, h_out and c from element h_off, so
 // that one layer of an (L, B, ·) state is stepped where it lies.
+// X_FROM_OUT: x is the layer below's output, read from h_out at x_off (a
+// buffer may not be bound both read-only and writable in one dispatch).
 
 #import activations
 #import storage
@@ -29,6 +31,14 @@ struct Params {
 @group(0) @binding(8) var<storage, read> mask: array<f32>;          // (B) with MASKED
 
 fn gh() -> u32 { return p.gates * p.hidden; }
+
+fn xin(i: u32) -> f32 {
+#ifdef X_FROM_OUT
+    return h_out[i];
+#else
+    return x[i];
+#endif
+}
 
 // acc += outer(w, v): column q is weight column q against four batch rows.
 fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
@@ -72,7 +82,7 @@ fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < n; k++) {
         let wo = k * gh();
         let w4 = vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
-        xa = rank1(xa, w4, vec4<f32>(x[xb.x + k], x[xb.y + k], x[xb.z + k], x[xb.w + k]));
+        xa = rank1(xa, w4, vec4<f32>(xin(xb.x + k), xin(xb.y + k), xin(xb.z + k), xin(xb.w + k)));
     }
     var ha = mat4x4<f32>();
     for (var k = 0u; k < h; k++) {

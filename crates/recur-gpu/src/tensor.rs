@@ -176,6 +176,13 @@ impl Tensor {
         )
     }
 
+    /// A tensor whose contents are unspecified (a pooled buffer, possibly
+    /// holding an earlier tensor's values), for outputs a kernel writes in
+    /// full: no fill dispatch.
+    pub fn uninit(device: &Device, shape: &[usize], dtype: DType) -> Result<Self> {
+        device.alloc("uninit", shape, dtype)
+    }
+
     /// A tensor of zeros.
     pub fn zeros(device: &Device, shape: &[usize]) -> Result<Self> {
         Self::full(device, shape, 0.0)

@@ -49,12 +49,12 @@ pub use optim::{
 pub use recur_gpu::ops::rnn::Cell;
 pub use recur_gpu::ops::scan::{ScanKind, ScanLayout};
 pub use recur_gpu::ops::softmax::LossReduction;
-pub use recur_gpu::{Device, Error, Result, Rng, Tensor};
+pub use recur_gpu::{DType, Device, Error, Result, Rng, Tensor};
 pub use recurrent::{
     Gru, LayerParams, Lstm, Recurrent, RecurrentConfig, RecurrentGrads, RecurrentOutput,
     RecurrentTape, RecurrentVars, Rnn,
 };
 pub use stateful::{
-    Family, PreNorm, SequenceLm, SequenceLmConfig, Stack, State, StateTensor, Stateful, StreamId,
-    StreamPool,
+    Family, FusedLm, PreNorm, SequenceLm, SequenceLmConfig, Stack, State, StateTensor, Stateful,
+    StreamId, StreamPool,
 };

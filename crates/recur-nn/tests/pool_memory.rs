@@ -12,18 +12,26 @@ use recur_nn::{Family, Module, Rng, SequenceLmConfig, StreamId, StreamPool};
 #[test]
 fn pool_memory_is_flat_over_ten_thousand_churning_steps() {
     let Some(dev) = common::device() else { return };
+    // The fused inference step (GRU) and the general one (minGRU).
+    for family in [Family::Gru, Family::MinGru] {
+        churn(&dev, family);
+    }
+}
+
+fn churn(dev: &recur_nn::Device, family: Family) {
     let vocab = 7;
     let c = SequenceLmConfig {
-        family: Family::Gru,
+        family,
         vocab,
         hidden: 16,
         layers: 1,
         embed: 8,
         dropout: 0.0,
     };
-    let lm = c.init(&dev, &mut Rng::new(1)).unwrap();
+    let lm = c.init(dev, &mut Rng::new(1)).unwrap();
     lm.set_training(false);
-    let mut pool = StreamPool::new(Arc::new(lm), &dev, 6).unwrap();
+    let mut pool = StreamPool::new(Arc::new(lm), dev, 6).unwrap();
+    assert_eq!(pool.is_fused(), family == Family::Gru);
     let mut rng = Rng::new(2);
     let mut open: Vec<StreamId> = Vec::new();
     let mut snapshot = None;
@@ -69,7 +77,7 @@ fn pool_memory_is_flat_over_ten_thousand_churning_steps() {
     }
     let (before, after) = (before.unwrap(), dev.memory_stats());
     eprintln!(
-        "{steps} steps, {opened} streams opened, {:.1} s: {before:?} -> {after:?}",
+        "{family:?}: {steps} steps, {opened} streams opened, {:.1} s: {before:?} -> {after:?}",
         t0.elapsed().as_secs_f64()
     );
     assert!(opened > 1_000, "the streams churned: {opened} opened");

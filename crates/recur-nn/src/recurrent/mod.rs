@@ -9,7 +9,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use recur_gpu::ops::rnn::{Cell, RnnCache, RnnWeights};
+use recur_gpu::ops::rnn::{Cell, RnnCache, RnnStepWeights, RnnWeights};
 use recur_gpu::{Device, Error, Result, Rng, Tensor};
 
 mod run;
@@ -214,6 +214,22 @@ pub struct RecurrentGrads {
 }
 
 impl Recurrent {
+    /// Each layer's weights laid out for the one-dispatch inference step
+    /// ([`recur_gpu::ops::rnn::rnn_infer_step`]), stored in `dtype`; a
+    /// bidirectional layer cannot stream and is refused.
+    pub fn step_weights(&self, dtype: recur_gpu::DType) -> Result<Vec<RnnStepWeights>> {
+        if self.config.bidirectional {
+            return Err(Error::InvalidArgument {
+                op: "Recurrent::step_weights",
+                what: "a bidirectional layer reads the future: it has no step form".into(),
+            });
+        }
+        self.layers
+            .iter()
+            .map(|l| RnnStepWeights::new(self.config.cell, &l.weights(), dtype))
+            .collect()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RecurrentConfig {
         &self.config

@@ -11,11 +11,13 @@
 //! retention and GLA, and a stack of them ([`Stack`]). A language model
 //! over any of them ([`SequenceLm`]) carries one [`State`] too.
 
+mod fused;
 mod impls;
 mod lm;
 mod pool;
 mod stack;
 
+pub use fused::FusedLm;
 pub use lm::{sample_token, Family, SequenceLm, SequenceLmConfig};
 pub use pool::{StreamId, StreamPool};
 pub use stack::{PreNorm, Stack};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use recur_gpu::{Device, Error, Result, Tensor};
 
-use super::{SequenceLm, State};
+use super::{FusedLm, SequenceLm, State};
 use crate::autograd::{no_grad, Var};
 use crate::functional as F;
 
@@ -28,6 +28,8 @@ impl StreamId {
 /// Up to `capacity` streams of one [`SequenceLm`] in one batched [`State`].
 pub struct StreamPool {
     model: Arc<SequenceLm>,
+    /// The inference form, for the families that have one.
+    fused: Option<FusedLm>,
     device: Device,
     state: State,
     slots: Vec<Option<u64>>,
@@ -44,8 +46,13 @@ impl StreamPool {
             });
         }
         let state = model.zero_state(device, capacity)?;
+        let fused = match model.recurrent() {
+            Some(_) => Some(model.fused(recur_gpu::DType::F32)?),
+            None => None,
+        };
         Ok(Self {
             model,
+            fused,
             device: device.clone(),
             state,
             slots: vec![None; capacity],
@@ -138,7 +145,10 @@ impl StreamPool {
 
     /// Advances each listed stream by its token, in one batched step of the
     /// whole pool (streams not listed keep their state), and returns each
-    /// listed stream's logits over the vocabulary (one readback).
+    /// listed stream's logits over the vocabulary (one readback). LSTM, GRU
+    /// and RNN models step through their fused inference form (one
+    /// dispatch per layer, masked rows kept by the kernel); the others
+    /// through [`SequenceLm::step`] with the state blended by the mask.
     pub fn step(&mut self, inputs: &[(StreamId, u32)]) -> Result<Vec<Vec<f32>>> {
         let op = "StreamPool::step";
         let n = self.capacity();
@@ -167,6 +177,13 @@ impl StreamPool {
         }
         let _g = no_grad();
         let ids_t = Tensor::from_slice_u32(&self.device, &ids, &[n])?;
+        if let Some(f) = &self.fused {
+            // One dispatch per layer; unlisted rows keep their state.
+            let active: Vec<bool> = mask.iter().map(|&m| m != 0.0).collect();
+            let (logits, next) = f.step(&ids_t, self.state.clone(), Some(&active))?;
+            self.state = next;
+            return rows(&logits.to_vec()?, inputs, vocab);
+        }
         let (logits, next) = self.model.step(&ids_t, Some(&self.state))?;
         let m = Var::new(Tensor::from_slice(&self.device, &mask, &[n])?);
         let mut steps = self.state.steps().to_vec();
@@ -180,10 +197,19 @@ impl StreamPool {
             blended = blended.with(&old.name, F::add(&old.value, &d)?, old.batch_axis)?;
         }
         self.state = blended;
-        let all = logits.value().to_vec()?;
-        Ok(inputs
-            .iter()
-            .map(|(id, _)| all[id.slot * vocab..(id.slot + 1) * vocab].to_vec())
-            .collect())
+        rows(&logits.value().to_vec()?, inputs, vocab)
     }
+
+    /// Whether steps run the fused inference form ([`SequenceLm::fused`]).
+    pub fn is_fused(&self) -> bool {
+        self.fused.is_some()
+    }
+}
+
+/// The listed streams' rows of (capacity, vocab) logits.
+fn rows(all: &[f32], inputs: &[(StreamId, u32)], vocab: usize) -> Result<Vec<Vec<f32>>> {
+    Ok(inputs
+        .iter()
+        .map(|(id, _)| all[id.slot * vocab..(id.slot + 1) * vocab].to_vec())
+        .collect())
 }

@@ -85,7 +85,8 @@ impl RnnStepWeights {
 /// Where [`rnn_infer_step_into`] reads and writes: row-major (B, ·) blocks
 /// that start `x_offset` elements into `x` and `h_offset` elements into
 /// `h_in`, `h_out` and `c` (one layer of an (L, B, ·) state, stepped where
-/// it lies).
+/// it lies). `x` may be `h_out` itself (the layer below's output) at a
+/// range the step does not write.
 #[derive(Clone, Copy, Debug)]
 pub struct StepIo<'a> {
     /// Streams stepped (B).
@@ -202,6 +203,16 @@ pub fn rnn_infer_step_into(w: &RnnStepWeights, io: &StepIo) -> Result<()> {
             what: "h_in and h_out must be different buffers".into(),
         });
     }
+    // x may be the layer below's output in h_out (read from there), never a
+    // range the step writes.
+    let x_from_out = x.shares_storage(h_out);
+    let overlaps = x_offset < h_offset + bh && h_offset < x_offset + bi;
+    if (x_from_out && overlaps) || c.is_some_and(|c| x.shares_storage(c)) {
+        return Err(Error::InvalidArgument {
+            op,
+            what: format!("x at {x_offset} overlaps the state the step writes (at {h_offset})"),
+        });
+    }
     match (w.cell == Cell::Lstm, c) {
         (true, Some(c)) => short(c, h_offset, bh, "c")?,
         (false, None) => {}
@@ -224,11 +235,13 @@ pub fn rnn_infer_step_into(w: &RnnStepWeights, io: &StepIo) -> Result<()> {
         None => dev.alloc(op, &[1], DType::F32),
     };
     let (c_b, mask_b) = (placeholder(c)?, placeholder(mask)?);
+    let x_b = placeholder((!x_from_out).then_some(x))?;
     let key = w
         .cell
         .flags(KernelKey::of::<k::RnnInfer>())
         .flag("F16", w.dtype() == DType::F16)
-        .flag("MASKED", mask.is_some());
+        .flag("MASKED", mask.is_some())
+        .flag("X_FROM_OUT", x_from_out);
     let p = k::Params {
         batch: u32_of(op, "batch", b)?,
         input: u32_of(op, "input", w.input)?,
@@ -249,7 +262,7 @@ pub fn rnn_infer_step_into(w: &RnnStepWeights, io: &StepIo) -> Result<()> {
         1,
     ];
     let bindings = k::RnnInfer {
-        x: x.into(),
+        x: (&x_b).into(),
         w_ih_t: (&w.w_ih_t).into(),
         w_hh_t: (&w.w_hh_t).into(),
         bias: (&w.bias).into(),
