@@ -142,7 +142,7 @@ pub fn serve(dev: &Device, load: &Load) -> Result<Vec<LoadRecord>> {
     let vocab: Vec<char> = (' '..='~').chain(['\n']).collect();
     let config = SequenceLmConfig {
         vocab: vocab.len(),
-        ..load.config.clone()
+        ..load.config
     };
     let lm = config.init(dev, &mut Rng::new(7))?;
     lm.set_training(false);

@@ -77,11 +77,9 @@ fn compare(dev: &Device, m: &SequenceLm, dtype: DType, masked: bool) -> f32 {
             let (old, new) = (tensor(&train, name), tensor(&next, name));
             let mut e = new.clone();
             for l in 0..layers {
-                for r in 0..b {
-                    if !active[r] {
-                        let o = (l * b + r) * h;
-                        e[o..o + h].copy_from_slice(&old[o..o + h]);
-                    }
+                for (r, _) in active.iter().enumerate().filter(|(_, &on)| !on) {
+                    let o = (l * b + r) * h;
+                    e[o..o + h].copy_from_slice(&old[o..o + h]);
                 }
             }
             err = err.max(worst(&tensor(&fnext, name), &e));
