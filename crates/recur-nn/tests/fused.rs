@@ -158,3 +158,41 @@ fn other_families_and_bad_input_are_typed_errors() {
     .unwrap();
     assert!(bi.step_weights(DType::F32).is_err());
 }
+
+#[test]
+fn stepping_the_first_rows_equals_stepping_all() {
+    let Some(dev) = common::device() else { return };
+    let _g = no_grad();
+    for (family, layers) in [(Family::Lstm, 2), (Family::Gru, 1)] {
+        let m = model(&dev, family, layers);
+        let f = m.fused(DType::F32).unwrap();
+        let (cap, rows) = (7, 3);
+        let ids: Vec<u32> = (0..cap as u32).map(|i| i % VOCAB as u32).collect();
+        let all = Tensor::from_slice_u32(&dev, &ids, &[cap]).unwrap();
+        let first = Tensor::from_slice_u32(&dev, &ids[..rows], &[rows]).unwrap();
+        let (mut sa, mut sf) = (
+            m.zero_state(&dev, cap).unwrap(),
+            m.zero_state(&dev, cap).unwrap(),
+        );
+        for _ in 0..3 {
+            let (la, na) = f.step(&all, sa, None).unwrap();
+            let (lf, nf) = f.step_first(&first, sf, None, rows).unwrap();
+            let (la, lf) = (la.to_vec().unwrap(), lf.to_vec().unwrap());
+            assert_eq!(lf.len(), rows * VOCAB);
+            assert!(worst(&lf, &la[..rows * VOCAB]) <= 1e-6, "{family:?} logits");
+            let h = m.config().hidden;
+            let (ha, hf) = (tensor(&na, "h"), tensor(&nf, "h"));
+            for l in 0..layers {
+                let r = l * cap * h..(l * cap + rows) * h;
+                assert!(worst(&hf[r.clone()], &ha[r]) <= 1e-6, "{family:?} h");
+            }
+            assert_eq!(&nf.steps()[..rows], &na.steps()[..rows]);
+            assert!(
+                nf.steps()[rows..].iter().all(|&s| s == 0),
+                "later rows not stepped"
+            );
+            (sa, sf) = (na, nf);
+        }
+        assert!(f.step_first(&first, sf, None, cap + 1).is_err());
+    }
+}

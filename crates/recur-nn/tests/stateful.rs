@@ -142,7 +142,7 @@ fn a_pools_streams_equal_each_stream_run_alone() {
     ] {
         let name = family.name();
         let m = Arc::new(model(&dev, family, 5));
-        let mut pool = StreamPool::new(m.clone(), &dev, 4).unwrap();
+        let mut pool = StreamPool::new(m.clone(), &dev, 12).unwrap();
         let seqs: Vec<Vec<u32>> = (0..3).map(|i| tokens(9, 40 + i)).collect();
         // Each sequence alone, one token at a time at batch 1.
         let alone: Vec<Vec<Vec<f32>>> = seqs
@@ -159,6 +159,8 @@ fn a_pools_streams_equal_each_stream_run_alone() {
                     .collect()
             })
             .collect();
+        // Twelve slots: a fused model steps only the first eight (the
+        // prefix holding every open stream).
         // Stream 0 from the start; stream 1 opens at tick 2; stream 2 at
         // tick 4 into the slot of a stream that closes then; streams step
         // on different ticks.

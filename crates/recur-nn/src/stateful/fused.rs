@@ -9,7 +9,7 @@
 
 use recur_gpu::ops::embedding::embedding;
 use recur_gpu::ops::gemm::Gemm;
-use recur_gpu::ops::layout::transpose;
+use recur_gpu::ops::layout::{slice, transpose};
 use recur_gpu::ops::rnn::{rnn_infer_step_into, Cell, RnnStepWeights, StepIo};
 use recur_gpu::{DType, Error, Result, Tensor};
 
@@ -71,22 +71,38 @@ impl FusedLm {
         state: State,
         active: Option<&[bool]>,
     ) -> Result<(Tensor, State)> {
+        let b = state.batch();
+        self.step_first(ids, state, active, b)
+    }
+
+    /// [`FusedLm::step`] for the first `rows` streams of `state` only:
+    /// ids, `active` and the logits have `rows` rows, and the state of
+    /// streams `rows..` is left unspecified (a pool steps the prefix of its
+    /// slots that holds every open stream, and resets a slot on opening it).
+    pub fn step_first(
+        &self,
+        ids: &Tensor,
+        state: State,
+        active: Option<&[bool]>,
+        rows: usize,
+    ) -> Result<(Tensor, State)> {
         let op = "FusedLm::step";
         let dev = ids.device(op)?;
-        let b = state.batch();
-        if ids.shape() != [b] {
+        let cap = state.batch();
+        let b = rows;
+        if b == 0 || b > cap || ids.shape() != [b] {
             return Err(Error::ShapeMismatch {
                 op,
-                expected: format!("ids of shape ({b}), one per stream of the state"),
+                expected: format!("ids for 1 to {cap} streams of the state, {b} asked for"),
                 got: ids.shape().to_vec(),
             });
         }
         let (l, h) = (self.layers.len(), self.hidden);
         let h_in = state.get(op, "h")?.value().clone();
-        if h_in.shape() != [l, b, h] {
+        if h_in.shape() != [l, cap, h] {
             return Err(Error::ShapeMismatch {
                 op,
-                expected: format!("h of shape ({l}, {b}, {h})"),
+                expected: format!("h of shape ({l}, {cap}, {h})"),
                 got: h_in.shape().to_vec(),
             });
         }
@@ -98,7 +114,7 @@ impl FusedLm {
             if c.shape() != h_in.shape() {
                 return Err(Error::ShapeMismatch {
                     op,
-                    expected: format!("c of shape ({l}, {b}, {h})"),
+                    expected: format!("c of shape ({l}, {cap}, {h})"),
                     got: c.shape().to_vec(),
                 });
             }
@@ -106,7 +122,7 @@ impl FusedLm {
         let mut steps = state.steps().to_vec();
         let mask = match active {
             None => {
-                steps.iter_mut().for_each(|s| *s += 1);
+                steps[..b].iter_mut().for_each(|s| *s += 1);
                 None
             }
             Some(a) if a.len() == b => {
@@ -125,11 +141,11 @@ impl FusedLm {
             }
         };
         let x0 = embedding(&self.table, ids)?;
-        let h_out = Tensor::uninit(&dev, &[l, b, h], DType::F32)?;
+        let h_out = Tensor::uninit(&dev, &[l, cap, h], DType::F32)?;
         for (k, w) in self.layers.iter().enumerate() {
             let (x, x_offset) = match k {
                 0 => (&x0, 0),
-                _ => (&h_out, (k - 1) * b * h),
+                _ => (&h_out, (k - 1) * cap * h),
             };
             let io = StepIo {
                 batch: b,
@@ -138,14 +154,16 @@ impl FusedLm {
                 h_in: &h_in,
                 h_out: &h_out,
                 c: c.as_ref(),
-                h_offset: k * b * h,
+                h_offset: k * cap * h,
                 mask: mask.as_ref(),
             };
             rnn_infer_step_into(w, &io)?;
         }
-        let top = recur_gpu::ops::layout::slice(&h_out, 0, l - 1, 1)?;
-        let logits =
-            Gemm::default().run(&top.reshape(&[b, h])?, &self.head_t, self.head_b.as_ref())?;
+        let top = match (l, b == cap) {
+            (1, true) => h_out.reshape(&[b, h])?,
+            _ => slice(&h_out.reshape(&[l * cap, h])?, 0, (l - 1) * cap, b)?,
+        };
+        let logits = Gemm::default().run(&top, &self.head_t, self.head_b.as_ref())?;
         let mut next = State::at_steps(steps).with("h", Var::new(h_out), 1)?;
         if let Some(c) = c {
             next = next.with("c", Var::new(c), 1)?;

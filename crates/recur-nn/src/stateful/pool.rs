@@ -176,14 +176,20 @@ impl StreamPool {
             return Ok(Vec::new());
         }
         let _g = no_grad();
-        let ids_t = Tensor::from_slice_u32(&self.device, &ids, &[n])?;
         if let Some(f) = &self.fused {
-            // One dispatch per layer; unlisted rows keep their state.
-            let active: Vec<bool> = mask.iter().map(|&m| m != 0.0).collect();
-            let (logits, next) = f.step(&ids_t, self.state.clone(), Some(&active))?;
+            // One dispatch per layer over the slots up to the last open one
+            // (rounded up to 8; `open` takes the lowest free slot, so a
+            // lightly loaded pool steps a few rows, not its capacity);
+            // unlisted rows keep their state.
+            let last = self.slots.iter().rposition(Option::is_some).unwrap_or(0);
+            let m = (last + 1).next_multiple_of(8).min(n);
+            let active: Vec<bool> = mask[..m].iter().map(|&v| v != 0.0).collect();
+            let ids_m = Tensor::from_slice_u32(&self.device, &ids[..m], &[m])?;
+            let (logits, next) = f.step_first(&ids_m, self.state.clone(), Some(&active), m)?;
             self.state = next;
             return rows(&logits.to_vec()?, inputs, vocab);
         }
+        let ids_t = Tensor::from_slice_u32(&self.device, &ids, &[n])?;
         let (logits, next) = self.model.step(&ids_t, Some(&self.state))?;
         let m = Var::new(Tensor::from_slice(&self.device, &mask, &[n])?);
         let mut steps = self.state.steps().to_vec();
