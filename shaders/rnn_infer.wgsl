@@ -70,34 +70,47 @@ fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
     let h = p.hidden;
     let n = p.input;
     let u = gid.x;
-    let b0 = gid.y * 4u;
+    let b0 = gid.y * 8u;
     let r = columns(u);
     if r.x >= h || b0 >= p.batch { return; }
     let rr = min(r, vec4<u32>(gh() - 1u));
-    let rows = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), vec4<u32>(p.batch - 1u));
-    let xb = rows * n + p.x_off;
-    let hb = rows * h + p.h_off;
-    // xa[q][i] / ha[q][i]: column q of W_ihᵀ / W_hhᵀ against batch row b0 + i.
+    let last = vec4<u32>(p.batch - 1u);
+    let ra = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), last);
+    let rc = min(vec4<u32>(b0 + 4u, b0 + 5u, b0 + 6u, b0 + 7u), last);
+    let xa_o = ra * n + p.x_off;
+    let xc_o = rc * n + p.x_off;
+    let ha_o = ra * h + p.h_off;
+    let hc_o = rc * h + p.h_off;
+    // acc[j][q][i]: column q of W_ihᵀ (j = 0, 1) or W_hhᵀ (j = 2, 3)
+    // against batch row b0 + i (j = 0, 2) or b0 + 4 + i (j = 1, 3).
     var xa = mat4x4<f32>();
+    var xc = mat4x4<f32>();
     for (var k = 0u; k < n; k++) {
         let wo = k * gh();
         let w4 = vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
-        xa = rank1(xa, w4, vec4<f32>(xin(xb.x + k), xin(xb.y + k), xin(xb.z + k), xin(xb.w + k)));
+        xa = rank1(xa, w4, vec4<f32>(xin(xa_o.x + k), xin(xa_o.y + k), xin(xa_o.z + k), xin(xa_o.w + k)));
+        xc = rank1(xc, w4, vec4<f32>(xin(xc_o.x + k), xin(xc_o.y + k), xin(xc_o.z + k), xin(xc_o.w + k)));
     }
     var ha = mat4x4<f32>();
+    var hc = mat4x4<f32>();
     for (var k = 0u; k < h; k++) {
         let wo = k * gh();
         let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
-        ha = rank1(ha, w4, vec4<f32>(h_in[hb.x + k], h_in[hb.y + k], h_in[hb.z + k], h_in[hb.w + k]));
+        ha = rank1(ha, w4, vec4<f32>(h_in[ha_o.x + k], h_in[ha_o.y + k], h_in[ha_o.z + k], h_in[ha_o.w + k]));
+        hc = rank1(hc, w4, vec4<f32>(h_in[hc_o.x + k], h_in[hc_o.y + k], h_in[hc_o.z + k], h_in[hc_o.w + k]));
     }
     let bi = vec4<f32>(f32(bias[rr.x]), f32(bias[rr.y]), f32(bias[rr.z]), f32(bias[rr.w]));
     let g = gh();
     let bh = vec4<f32>(f32(bias[g + rr.x]), f32(bias[g + rr.y]), f32(bias[g + rr.z]), f32(bias[g + rr.w]));
-    for (var i = 0u; i < 4u; i++) {
+    for (var i = 0u; i < 8u; i++) {
         let b = b0 + i;
         if b >= p.batch { break; }
-        let xp = vec4<f32>(xa[0][i], xa[1][i], xa[2][i], xa[3][i]) + bi;
-        let hp = vec4<f32>(ha[0][i], ha[1][i], ha[2][i], ha[3][i]) + bh;
+        var xm = xc;
+        var hm = hc;
+        if i < 4u { xm = xa; hm = ha; }
+        let j = i % 4u;
+        let xp = vec4<f32>(xm[0][j], xm[1][j], xm[2][j], xm[3][j]) + bi;
+        let hp = vec4<f32>(hm[0][j], hm[1][j], hm[2][j], hm[3][j]) + bh;
         let o = b * h + p.h_off;
 #ifdef RNN
         for (var q = 0u; q < 4u; q++) {

@@ -3,7 +3,8 @@
 //! issue `POST /v1/generate` back to back for a bounded time and read the
 //! server-sent events; the suite reports tokens/s, the time between a
 //! stream's consecutive tokens (p50, p99), the time to the first token,
-//! errors, and the device memory and process RSS before and after.
+//! errors, and the device memory and process RSS before and after (each
+//! level measured after a short unmeasured warm-up at the same load).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -168,6 +169,14 @@ pub fn serve(dev: &Device, load: &Load) -> Result<Vec<LoadRecord>> {
     }));
     let mut records = Vec::new();
     for &clients in &load.levels {
+        // A short unmeasured run first: the pool's buffers for this load
+        // are allocated there, so "before" and "after" show the steady state.
+        let warm = Load {
+            seconds: (load.seconds / 4.0).min(2.0),
+            levels: Vec::new(),
+            ..*load
+        };
+        rt.block_on(level(dev, addr, &warm, clients))?;
         let r = rt.block_on(level(dev, addr, load, clients))?;
         eprintln!(
             "serve: {clients} clients: {:.0} tokens/s, token p50 {:.2} ms, p99 {:.2} ms, {} errors",

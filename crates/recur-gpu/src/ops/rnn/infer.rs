@@ -258,7 +258,7 @@ pub fn rnn_infer_step_into(w: &RnnStepWeights, io: &StepIo) -> Result<()> {
     };
     let groups = [
         u32_of(op, "workgroups", units.div_ceil(64))?,
-        u32_of(op, "workgroups", b.div_ceil(4))?,
+        u32_of(op, "workgroups", b.div_ceil(8))?,
         1,
     ];
     let bindings = k::RnnInfer {
