@@ -46,14 +46,37 @@ fn rank1(acc: mat4x4<f32>, w: vec4<f32>, v: vec4<f32>) -> mat4x4<f32> {
                        fma(vec4<f32>(w.z), v, acc[2]), fma(vec4<f32>(w.w), v, acc[3]));
 }
 
-// The four weight columns (indices into GH) of invocation `u`: one unit's
-// gates, or four consecutive units of an Elman RNN.
+// The four weight columns (indices into GH) of invocation `u`: an LSTM
+// unit's gates i, f, g, o; a GRU unit's r, z, n, n (column 2 takes W_in x,
+// column 3 W_hn h, which the reset gate scales); or four consecutive units
+// of an Elman RNN.
 fn columns(u: u32) -> vec4<u32> {
     let h = p.hidden;
 #ifdef RNN
     return vec4<u32>(4u * u, 4u * u + 1u, 4u * u + 2u, 4u * u + 3u);
 #else
-    return vec4<u32>(u, h + u, 2u * h + u, min(3u * h + u, gh() - 1u));
+#ifdef GRU
+    return vec4<u32>(u, h + u, 2u * h + u, 2u * h + u);
+#else
+    return vec4<u32>(u, h + u, 2u * h + u, 3u * h + u);
+#endif
+#endif
+}
+
+// Which columns the input and the recurrent products feed.
+fn x_select() -> vec4<f32> {
+#ifdef GRU
+    return vec4<f32>(1.0, 1.0, 1.0, 0.0);
+#else
+    return vec4<f32>(1.0);
+#endif
+}
+
+fn h_select() -> vec4<f32> {
+#ifdef GRU
+    return vec4<f32>(1.0, 1.0, 0.0, 1.0);
+#else
+    return vec4<f32>(1.0);
 #endif
 }
 
@@ -81,41 +104,40 @@ fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
     let xc_o = rc * n + p.x_off;
     let ha_o = ra * h + p.h_off;
     let hc_o = rc * h + p.h_off;
-    // acc[j][q][i]: column q of W_ihᵀ (j = 0, 1) or W_hhᵀ (j = 2, 3)
-    // against batch row b0 + i (j = 0, 2) or b0 + 4 + i (j = 1, 3).
-    var xa = mat4x4<f32>();
-    var xc = mat4x4<f32>();
+    // lo[q][i] / hi[q][i]: column q against batch row b0 + i / b0 + 4 + i,
+    // the input and recurrent products summed in one accumulator (a GRU
+    // keeps W_in x and W_hn h apart in columns 2 and 3: see `columns`).
+    let xs = x_select();
+    let hs = h_select();
+    var lo = mat4x4<f32>();
+    var hi = mat4x4<f32>();
     for (var k = 0u; k < n; k++) {
         let wo = k * gh();
-        let w4 = vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
-        xa = rank1(xa, w4, vec4<f32>(xin(xa_o.x + k), xin(xa_o.y + k), xin(xa_o.z + k), xin(xa_o.w + k)));
-        xc = rank1(xc, w4, vec4<f32>(xin(xc_o.x + k), xin(xc_o.y + k), xin(xc_o.z + k), xin(xc_o.w + k)));
+        let w4 = xs * vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
+        lo = rank1(lo, w4, vec4<f32>(xin(xa_o.x + k), xin(xa_o.y + k), xin(xa_o.z + k), xin(xa_o.w + k)));
+        hi = rank1(hi, w4, vec4<f32>(xin(xc_o.x + k), xin(xc_o.y + k), xin(xc_o.z + k), xin(xc_o.w + k)));
     }
-    var ha = mat4x4<f32>();
-    var hc = mat4x4<f32>();
     for (var k = 0u; k < h; k++) {
         let wo = k * gh();
-        let w4 = vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
-        ha = rank1(ha, w4, vec4<f32>(h_in[ha_o.x + k], h_in[ha_o.y + k], h_in[ha_o.z + k], h_in[ha_o.w + k]));
-        hc = rank1(hc, w4, vec4<f32>(h_in[hc_o.x + k], h_in[hc_o.y + k], h_in[hc_o.z + k], h_in[hc_o.w + k]));
+        let w4 = hs * vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
+        lo = rank1(lo, w4, vec4<f32>(h_in[ha_o.x + k], h_in[ha_o.y + k], h_in[ha_o.z + k], h_in[ha_o.w + k]));
+        hi = rank1(hi, w4, vec4<f32>(h_in[hc_o.x + k], h_in[hc_o.y + k], h_in[hc_o.z + k], h_in[hc_o.w + k]));
     }
-    let bi = vec4<f32>(f32(bias[rr.x]), f32(bias[rr.y]), f32(bias[rr.z]), f32(bias[rr.w]));
     let g = gh();
-    let bh = vec4<f32>(f32(bias[g + rr.x]), f32(bias[g + rr.y]), f32(bias[g + rr.z]), f32(bias[g + rr.w]));
+    let bias4 = xs * vec4<f32>(f32(bias[rr.x]), f32(bias[rr.y]), f32(bias[rr.z]), f32(bias[rr.w]))
+        + hs * vec4<f32>(f32(bias[g + rr.x]), f32(bias[g + rr.y]), f32(bias[g + rr.z]), f32(bias[g + rr.w]));
     for (var i = 0u; i < 8u; i++) {
         let b = b0 + i;
         if b >= p.batch { break; }
-        var xm = xc;
-        var hm = hc;
-        if i < 4u { xm = xa; hm = ha; }
+        var m = hi;
+        if i < 4u { m = lo; }
         let j = i % 4u;
-        let xp = vec4<f32>(xm[0][j], xm[1][j], xm[2][j], xm[3][j]) + bi;
-        let hp = vec4<f32>(hm[0][j], hm[1][j], hm[2][j], hm[3][j]) + bh;
+        let pre = vec4<f32>(m[0][j], m[1][j], m[2][j], m[3][j]) + bias4;
         let o = b * h + p.h_off;
 #ifdef RNN
         for (var q = 0u; q < 4u; q++) {
             if r[q] >= h { break; }
-            let a = xp[q] + hp[q];
+            let a = pre[q];
 #ifdef RELU
             var y = max(a, 0.0);
 #else
@@ -130,17 +152,17 @@ fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
             continue;
         }
 #ifdef LSTM
-        let ig = sigmoid_f(xp.x + hp.x);
-        let fg = sigmoid_f(xp.y + hp.y);
-        let gg = tanh_f(xp.z + hp.z);
-        let og = sigmoid_f(xp.w + hp.w);
+        let ig = sigmoid_f(pre.x);
+        let fg = sigmoid_f(pre.y);
+        let gg = tanh_f(pre.z);
+        let og = sigmoid_f(pre.w);
         let cv = fg * c[o + u] + ig * gg;
         c[o + u] = cv;
         h_out[o + u] = og * tanh_f(cv);
 #else
-        let rg = sigmoid_f(xp.x + hp.x);
-        let zg = sigmoid_f(xp.y + hp.y);
-        let ng = tanh_f(xp.z + rg * hp.z);
+        let rg = sigmoid_f(pre.x);
+        let zg = sigmoid_f(pre.y);
+        let ng = tanh_f(pre.z + rg * pre.w);
         h_out[o + u] = (1.0 - zg) * ng + zg * h_in[o + u];
 #endif
 #endif
