@@ -9,6 +9,8 @@
 // B = batch, I = input, H = hidden, G = gates (LSTM 4, GRU 3, RNN 1), GH = G·H.
 // x is read from element x_off and h_in, h_out and c from element h_off, so
 // that one layer of an (L, B, ·) state is stepped where it lies.
+// SUBGROUPS (subgroups of at least 8): each k's batch values are loaded by
+// one lane and shuffled to the others.
 // X_FROM_OUT: x is the layer below's output, read from h_out at x_off (a
 // buffer may not be bound both read-only and writable in one dispatch).
 
@@ -89,13 +91,21 @@ fn keeps(b: u32) -> bool {
 }
 
 @compute @workgroup_size(64, 1, 1)
-fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>
+#ifdef SUBGROUPS
+, @builtin(subgroup_invocation_id) sid: u32
+#endif
+) {
     let h = p.hidden;
     let n = p.input;
     let u = gid.x;
     let b0 = gid.y * 8u;
     let r = columns(u);
-    if r.x >= h || b0 >= p.batch { return; }
+    // b0 is the same for the whole workgroup; lanes past the last unit
+    // compute on clamped columns (every lane reaches the shuffles) and
+    // store nothing.
+    if b0 >= p.batch { return; }
+    let live = r.x < h;
     let rr = min(r, vec4<u32>(gh() - 1u));
     let last = vec4<u32>(p.batch - 1u);
     let ra = min(vec4<u32>(b0, b0 + 1u, b0 + 2u, b0 + 3u), last);
@@ -111,18 +121,49 @@ fn rnn_infer(@builtin(global_invocation_id) gid: vec3<u32>) {
     let hs = h_select();
     var lo = mat4x4<f32>();
     var hi = mat4x4<f32>();
-    for (var k = 0u; k < n; k++) {
+    var k0 = 0u;
+#ifdef SUBGROUPS
+    // The batch rows are the same for every lane: lane l loads element
+    // k0 + l of the eight rows, and each k is shuffled out to all lanes.
+    for (; k0 + 8u <= n; k0 += 8u) {
+        let kl = k0 + min(sid, 7u);
+        let la = vec4<f32>(xin(xa_o.x + kl), xin(xa_o.y + kl), xin(xa_o.z + kl), xin(xa_o.w + kl));
+        let lc = vec4<f32>(xin(xc_o.x + kl), xin(xc_o.y + kl), xin(xc_o.z + kl), xin(xc_o.w + kl));
+        for (var kk = 0u; kk < 8u; kk++) {
+            let wo = (k0 + kk) * gh();
+            let w4 = xs * vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
+            lo = rank1(lo, w4, subgroupShuffle(la, kk));
+            hi = rank1(hi, w4, subgroupShuffle(lc, kk));
+        }
+    }
+#endif
+    for (var k = k0; k < n; k++) {
         let wo = k * gh();
         let w4 = xs * vec4<f32>(f32(w_ih_t[wo + rr.x]), f32(w_ih_t[wo + rr.y]), f32(w_ih_t[wo + rr.z]), f32(w_ih_t[wo + rr.w]));
         lo = rank1(lo, w4, vec4<f32>(xin(xa_o.x + k), xin(xa_o.y + k), xin(xa_o.z + k), xin(xa_o.w + k)));
         hi = rank1(hi, w4, vec4<f32>(xin(xc_o.x + k), xin(xc_o.y + k), xin(xc_o.z + k), xin(xc_o.w + k)));
     }
-    for (var k = 0u; k < h; k++) {
+    k0 = 0u;
+#ifdef SUBGROUPS
+    for (; k0 + 8u <= h; k0 += 8u) {
+        let kl = k0 + min(sid, 7u);
+        let la = vec4<f32>(h_in[ha_o.x + kl], h_in[ha_o.y + kl], h_in[ha_o.z + kl], h_in[ha_o.w + kl]);
+        let lc = vec4<f32>(h_in[hc_o.x + kl], h_in[hc_o.y + kl], h_in[hc_o.z + kl], h_in[hc_o.w + kl]);
+        for (var kk = 0u; kk < 8u; kk++) {
+            let wo = (k0 + kk) * gh();
+            let w4 = hs * vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
+            lo = rank1(lo, w4, subgroupShuffle(la, kk));
+            hi = rank1(hi, w4, subgroupShuffle(lc, kk));
+        }
+    }
+#endif
+    for (var k = k0; k < h; k++) {
         let wo = k * gh();
         let w4 = hs * vec4<f32>(f32(w_hh_t[wo + rr.x]), f32(w_hh_t[wo + rr.y]), f32(w_hh_t[wo + rr.z]), f32(w_hh_t[wo + rr.w]));
         lo = rank1(lo, w4, vec4<f32>(h_in[ha_o.x + k], h_in[ha_o.y + k], h_in[ha_o.z + k], h_in[ha_o.w + k]));
         hi = rank1(hi, w4, vec4<f32>(h_in[hc_o.x + k], h_in[hc_o.y + k], h_in[hc_o.z + k], h_in[hc_o.w + k]));
     }
+    if !live { return; }
     let g = gh();
     let bias4 = xs * vec4<f32>(f32(bias[rr.x]), f32(bias[rr.y]), f32(bias[rr.z]), f32(bias[rr.w]))
         + hs * vec4<f32>(f32(bias[g + rr.x]), f32(bias[g + rr.y]), f32(bias[g + rr.z]), f32(bias[g + rr.w]));

@@ -241,7 +241,8 @@ pub fn rnn_infer_step_into(w: &RnnStepWeights, io: &StepIo) -> Result<()> {
         .flags(KernelKey::of::<k::RnnInfer>())
         .flag("F16", w.dtype() == DType::F16)
         .flag("MASKED", mask.is_some())
-        .flag("X_FROM_OUT", x_from_out);
+        .flag("X_FROM_OUT", x_from_out)
+        .flag("SUBGROUPS", dev.info().subgroups_of_at_least(8));
     let p = k::Params {
         batch: u32_of(op, "batch", b)?,
         input: u32_of(op, "input", w.input)?,

@@ -287,10 +287,10 @@ pub(crate) fn variants() -> Vec<KernelKey> {
             }
         }
         for (f16, masked) in [(false, false), (false, true), (true, false), (true, true)] {
-            for below in [false, true] {
+            for (below, sub) in [(false, false), (false, true), (true, false), (true, true)] {
                 let infer = KernelKey::of::<crate::bindings::rnn_infer::RnnInfer>();
                 let infer = cell.flags(infer).flag("F16", f16).flag("MASKED", masked);
-                v.push(infer.flag("X_FROM_OUT", below));
+                v.push(infer.flag("X_FROM_OUT", below).flag("SUBGROUPS", sub));
             }
         }
         v.push(cell.flags(KernelKey::of::<b::RnnStepBackward>()));
