@@ -7,11 +7,13 @@
 //! cargo run --release -p recur-bench -- dispatch
 //! cargo run --release -p recur-bench -- attention --quick
 //! cargo run --release -p recur-bench -- serve --clients 1,16,256 --json serve.json
+//! cargo run --release -p recur-bench -- pool --steps 1000000
 //! ```
 
 mod attention;
 mod dispatch;
 mod mamba;
+mod pool;
 mod record;
 mod rnn;
 mod scan;
@@ -86,6 +88,22 @@ enum Suite {
         #[arg(long, default_value_t = 64)]
         max_tokens: usize,
     },
+    /// A stream pool's device memory and RSS over a long run of churning
+    /// streams (not part of `all`).
+    Pool {
+        /// Batched steps.
+        #[arg(long, default_value_t = 1_000_000)]
+        steps: usize,
+        /// The pool's streams.
+        #[arg(long, default_value_t = 16)]
+        streams: usize,
+        /// The family (random weights).
+        #[arg(long, default_value = "gru")]
+        model: String,
+        /// Hidden size.
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+    },
     /// Every suite.
     All,
 }
@@ -96,6 +114,7 @@ fn main() -> anyhow::Result<()> {
     eprint!("{}", dev.info());
     let records = match cli.suite {
         Suite::Serve { .. } => return run_serve(&dev, &cli),
+        Suite::Pool { .. } => return run_pool(&dev, &cli),
         Suite::Peak => suites::peak(&dev, cli.runs)?,
         Suite::Gemm => suites::gemm(&dev, cli.runs, cli.quick)?,
         Suite::Rnn => rnn::rnn(&dev, cli.runs, cli.quick)?,
@@ -167,6 +186,51 @@ fn run_serve(dev: &Device, cli: &Cli) -> anyhow::Result<()> {
     serve::print_table(&records);
     if let Some(path) = &cli.json {
         std::fs::write(path, serde_json::to_string_pretty(&records)?)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `recur-bench pool`.
+fn run_pool(dev: &Device, cli: &Cli) -> anyhow::Result<()> {
+    let Suite::Pool {
+        steps,
+        streams,
+        model,
+        hidden,
+    } = &cli.suite
+    else {
+        return Ok(());
+    };
+    let config = recur_nn::SequenceLmConfig {
+        family: recur_nn::Family::parse(model)?,
+        vocab: 96,
+        hidden: *hidden,
+        layers: 2,
+        embed: 32,
+        dropout: 0.0,
+    };
+    let r = pool::pool(dev, config, *streams, *steps)?;
+    // The first sample after the start (the warm-up) against the last.
+    let (Some(a), Some(b)) = (r.samples.get(1).or(r.samples.first()), r.samples.last()) else {
+        return Ok(());
+    };
+    println!(
+        "pool {} x{}: {} steps at {:.0}/s; device bytes {} -> {}, allocations {} -> {} (from step {}), RSS {} -> {} MB",
+        r.model,
+        r.capacity,
+        r.steps,
+        r.steps_per_s,
+        a.device_bytes,
+        b.device_bytes,
+        a.allocations,
+        b.allocations,
+        a.step,
+        a.rss >> 20,
+        b.rss >> 20
+    );
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&r)?)?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -123,7 +123,8 @@ async fn request(
     Ok((sent, arrivals))
 }
 
-fn rss() -> u64 {
+/// Resident set size of this process, bytes (0 where /proc is absent).
+pub fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
