@@ -114,3 +114,35 @@ pub fn pool(
         samples,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recur_nn::Family;
+
+    #[test]
+    fn a_short_pool_run_samples_flat_memory() {
+        let Ok(dev) = Device::new() else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no adapter"
+            );
+            return;
+        };
+        let config = SequenceLmConfig {
+            family: Family::Gru,
+            vocab: 7,
+            hidden: 8,
+            layers: 2,
+            embed: 4,
+            dropout: 0.0,
+        };
+        let r = pool(&dev, config, 4, 600).unwrap();
+        assert_eq!(r.samples.len(), 11);
+        let (a, b) = (&r.samples[1], &r.samples[10]);
+        assert!(b.streams_opened > 20, "{b:?}");
+        assert_eq!(a.allocations, b.allocations, "{a:?} -> {b:?}");
+        assert_eq!(a.device_bytes, b.device_bytes);
+    }
+}

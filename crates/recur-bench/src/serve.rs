@@ -300,3 +300,47 @@ pub fn print_table(records: &[LoadRecord]) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recur_nn::Family;
+
+    /// A short load run end to end: every request completes, tokens flow,
+    /// and the figures are consistent.
+    #[test]
+    fn a_short_load_run_completes_without_errors() {
+        let Ok(dev) = Device::new() else {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true but no adapter"
+            );
+            return;
+        };
+        let load = Load {
+            levels: vec![1, 3],
+            seconds: 0.4,
+            config: SequenceLmConfig {
+                family: Family::Gru,
+                vocab: 0,
+                hidden: 16,
+                layers: 1,
+                embed: 8,
+                dropout: 0.0,
+            },
+            streams: 4,
+            max_tokens: 5,
+        };
+        let records = serve(&dev, &load).unwrap();
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            assert_eq!(r.errors, 0, "{r:?}");
+            assert!(r.requests > 0 && r.tokens == r.requests * 5, "{r:?}");
+            assert!(
+                r.token_ms_p50 > 0.0 && r.token_ms_p99 >= r.token_ms_p50,
+                "{r:?}"
+            );
+        }
+    }
+}
