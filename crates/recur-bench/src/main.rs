@@ -87,6 +87,9 @@ enum Suite {
         /// Tokens per request.
         #[arg(long, default_value_t = 64)]
         max_tokens: usize,
+        /// The fused step's weights in f16 (recur-serve --f16).
+        #[arg(long)]
+        f16: bool,
     },
     /// A stream pool's device memory and RSS over a long run of churning
     /// streams (not part of `all`).
@@ -155,6 +158,7 @@ fn run_serve(dev: &Device, cli: &Cli) -> anyhow::Result<()> {
         embed,
         streams,
         max_tokens,
+        f16,
     } = &cli.suite
     else {
         return Ok(());
@@ -181,6 +185,7 @@ fn run_serve(dev: &Device, cli: &Cli) -> anyhow::Result<()> {
         },
         streams: *streams,
         max_tokens: *max_tokens,
+        half_weights: *f16,
     };
     let records = serve::serve(dev, &load)?;
     serve::print_table(&records);

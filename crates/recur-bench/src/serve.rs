@@ -30,6 +30,8 @@ pub struct Load {
     pub streams: usize,
     /// Tokens per request.
     pub max_tokens: usize,
+    /// The fused step's weights in f16 (recur-serve --f16).
+    pub half_weights: bool,
 }
 
 /// One level's figures.
@@ -160,6 +162,7 @@ pub fn serve(dev: &Device, load: &Load) -> Result<Vec<LoadRecord>> {
             max_prompt: 4096,
             max_tokens: load.max_tokens,
         },
+        half_weights: load.half_weights,
     };
     let rt = tokio::runtime::Runtime::new()?;
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
@@ -244,7 +247,11 @@ async fn level(
     let c = &load.config;
     Ok(LoadRecord {
         suite: "serve",
-        model: c.family.name().into(),
+        model: format!(
+            "{}{}",
+            c.family.name(),
+            if load.half_weights { "/f16" } else { "" }
+        ),
         shape: serde_json::json!({"hidden": c.hidden, "layers": c.layers, "embed": c.embed, "max_tokens": load.max_tokens}),
         device: crate::suites::device_name(dev),
         clients,
@@ -331,6 +338,7 @@ mod tests {
             },
             streams: 4,
             max_tokens: 5,
+            half_weights: false,
         };
         let records = serve(&dev, &load).unwrap();
         assert_eq!(records.len(), 2);

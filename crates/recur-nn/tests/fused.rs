@@ -196,3 +196,21 @@ fn stepping_the_first_rows_equals_stepping_all() {
         assert!(f.step_first(&first, sf, None, cap + 1).is_err());
     }
 }
+
+#[test]
+fn a_pool_with_f16_weights_stays_close_to_f32() {
+    let Some(dev) = common::device() else { return };
+    if dev.half_dtype() != DType::F16 {
+        eprintln!("no f16 storage on this adapter: skipped");
+        return;
+    }
+    let m = std::sync::Arc::new(model(&dev, Family::Lstm, 2));
+    let mut full = recur_nn::StreamPool::new(m.clone(), &dev, 3).unwrap();
+    let mut half = recur_nn::StreamPool::with_weights(m, &dev, 3, DType::F16).unwrap();
+    let (a, b) = (full.open().unwrap(), half.open().unwrap());
+    for t in 0..8u32 {
+        let x = full.step(&[(a, t % VOCAB as u32)]).unwrap();
+        let y = half.step(&[(b, t % VOCAB as u32)]).unwrap();
+        assert!(worst(&y[0], &x[0]) <= 5e-3, "token {t}");
+    }
+}

@@ -112,10 +112,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the worker over `model` with `streams` streams and at most
-    /// `queue` waiting requests.
-    pub fn start(model: Arc<Loaded>, streams: usize, queue: usize) -> anyhow::Result<Self> {
-        let pool = StreamPool::new(model.lm.clone(), &model.device, streams)?;
+    /// Starts the worker over `model` with `streams` streams (the fused
+    /// step's weights in `weights`) and at most `queue` waiting requests.
+    pub fn start(
+        model: Arc<Loaded>,
+        streams: usize,
+        queue: usize,
+        weights: recur_gpu::DType,
+    ) -> anyhow::Result<Self> {
+        let pool = StreamPool::with_weights(model.lm.clone(), &model.device, streams, weights)?;
         let (tx, rx) = mpsc::channel();
         let metrics = Arc::new(Metrics::default());
         let stopping = Arc::new(AtomicBool::new(false));

@@ -31,6 +31,9 @@ pub struct Settings {
     pub queue: usize,
     /// Request limits.
     pub limits: Limits,
+    /// Store the fused step's weights (LSTM, GRU, RNN) as f16 where the
+    /// adapter has SHADER_F16 (f32 otherwise).
+    pub half_weights: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
                 max_prompt: 4096,
                 max_tokens: 4096,
             },
+            half_weights: false,
         }
     }
 }
@@ -58,7 +62,12 @@ pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let engine = Engine::start(model.clone(), settings.streams, settings.queue)?;
+    let dtype = if settings.half_weights {
+        model.device.half_dtype()
+    } else {
+        recur_gpu::DType::F32
+    };
+    let engine = Engine::start(model.clone(), settings.streams, settings.queue, dtype)?;
     let app_metrics = engine.metrics.clone();
     let app = App {
         model,

@@ -32,6 +32,10 @@ struct Args {
     /// Tokens one request may ask for.
     #[arg(long, default_value_t = 4096)]
     max_tokens: usize,
+    /// Store an LSTM/GRU/RNN's step weights as f16 where the adapter has
+    /// SHADER_F16 (f32 otherwise).
+    #[arg(long)]
+    f16: bool,
 }
 
 #[tokio::main]
@@ -56,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             max_prompt: args.max_prompt,
             max_tokens: args.max_tokens,
         },
+        half_weights: args.f16,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use recur_gpu::{Device, Error, Result, Tensor};
+use recur_gpu::{DType, Device, Error, Result, Tensor};
 
 use super::{FusedLm, SequenceLm, State};
 use crate::autograd::{no_grad, Var};
@@ -39,6 +39,19 @@ pub struct StreamPool {
 impl StreamPool {
     /// An empty pool of `capacity` streams.
     pub fn new(model: Arc<SequenceLm>, device: &Device, capacity: usize) -> Result<Self> {
+        Self::with_weights(model, device, capacity, DType::F32)
+    }
+
+    /// [`StreamPool::new`] with the fused step's weights stored in `dtype`
+    /// (F16 halves their memory and bandwidth where the adapter has
+    /// SHADER_F16; the state and the math stay f32). Families without a
+    /// fused step ignore it.
+    pub fn with_weights(
+        model: Arc<SequenceLm>,
+        device: &Device,
+        capacity: usize,
+        dtype: DType,
+    ) -> Result<Self> {
         if capacity == 0 {
             return Err(Error::InvalidArgument {
                 op: "StreamPool::new",
@@ -47,7 +60,7 @@ impl StreamPool {
         }
         let state = model.zero_state(device, capacity)?;
         let fused = match model.recurrent() {
-            Some(_) => Some(model.fused(recur_gpu::DType::F32)?),
+            Some(_) => Some(model.fused(dtype)?),
             None => None,
         };
         Ok(Self {

@@ -148,6 +148,7 @@ pub fn settings(streams: usize, queue: usize) -> Settings {
             max_prompt: 64,
             max_tokens: 1_000_000,
         },
+        half_weights: false,
     }
 }
 
