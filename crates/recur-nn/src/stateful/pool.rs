@@ -191,11 +191,13 @@ impl StreamPool {
         let _g = no_grad();
         if let Some(f) = &self.fused {
             // One dispatch per layer over the slots up to the last open one
-            // (rounded up to 8; `open` takes the lowest free slot, so a
-            // lightly loaded pool steps a few rows, not its capacity);
-            // unlisted rows keep their state.
+            // (`open` takes the lowest free slot, so a lightly loaded pool
+            // steps a few rows, not its capacity), rounded up to 8 rows, or
+            // to 64 past 64 (few sizes, so the buffers of a load are soon
+            // all pooled); unlisted rows keep their state.
             let last = self.slots.iter().rposition(Option::is_some).unwrap_or(0);
-            let m = (last + 1).next_multiple_of(8).min(n);
+            let quantum = if last < 64 { 8 } else { 64 };
+            let m = (last + 1).next_multiple_of(quantum).min(n);
             let active: Vec<bool> = mask[..m].iter().map(|&v| v != 0.0).collect();
             let ids_m = Tensor::from_slice_u32(&self.device, &ids[..m], &[m])?;
             let (logits, next) = f.step_first(&ids_m, self.state.clone(), Some(&active), m)?;
