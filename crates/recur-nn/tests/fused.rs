@@ -59,11 +59,11 @@ fn compare(dev: &Device, m: &SequenceLm, dtype: DType, masked: bool) -> f32 {
             .step(&ids_t, fused, masked.then_some(&active[..]))
             .unwrap();
         let used = dev.counters().dispatches - before;
-        // Gather, one per layer, (for L > 1 the top layer's copy), head,
-        // plus the mask's upload-free flag tensor.
-        assert!(
-            used as usize <= layers + 3,
-            "{used} dispatches for {layers} layers"
+        // Gather, one per layer, (for L > 1 the top layer's copy), head.
+        assert_eq!(
+            used as usize,
+            f.dispatches_per_step(),
+            "dispatches for {layers} layers"
         );
         let (want_l, got_l) = (want.value().to_vec().unwrap(), got.to_vec().unwrap());
         // The training path stepped every stream: keep the masked rows'

@@ -54,9 +54,11 @@ impl SequenceLm {
 }
 
 impl FusedLm {
-    /// Dispatches per token: the gather, one per layer, the head.
+    /// Dispatches per token over the whole state: the gather, one per
+    /// layer, the copy of the top layer's rows when there are several
+    /// layers, the head.
     pub fn dispatches_per_step(&self) -> usize {
-        self.layers.len() + 2
+        self.layers.len() + 2 + usize::from(self.layers.len() > 1)
     }
 
     /// One token per stream, ids (B): logits (B, vocab) and the next state.
