@@ -212,7 +212,7 @@ pub(crate) struct Shared {
     pub(crate) pipelines: PipelineCache,
     pub(crate) recorder: Mutex<Recorder>,
     /// Errors wgpu reported outside any error scope; returned by the next sync.
-    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    pub(crate) uncaptured: Arc<Mutex<Vec<Raised>>>,
     /// The engine's parameter and index-error buffers.
     pub(crate) engine: EngineBuffers,
     /// Kernel choices by measurement.
@@ -234,6 +234,15 @@ impl std::fmt::Debug for Device {
     }
 }
 
+/// An error wgpu raised outside any scope (every error, in a browser),
+/// kept until the next readback reports it.
+#[derive(Debug)]
+pub(crate) enum Raised {
+    Validation(String),
+    OutOfMemory(String),
+    Lost(String),
+}
+
 fn type_rank(t: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
     use wgpu::DeviceType::*;
     match (t, power) {
@@ -248,9 +257,17 @@ fn type_rank(t: wgpu::DeviceType, power: wgpu::PowerPreference) -> u8 {
 }
 
 impl Device {
-    /// Opens the default device, honouring `RECUR_ADAPTER`/`RECUR_BACKEND`.
+    /// Opens the default device, honouring `RECUR_ADAPTER`/`RECUR_BACKEND`
+    /// (blocking; native only, a browser uses [`Device::new_async`]).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new() -> Result<Self> {
-        pollster::block_on(Self::with_options(DeviceOptions::from_env()?))
+        pollster::block_on(Self::new_async())
+    }
+
+    /// Opens the default device, honouring `RECUR_ADAPTER`/`RECUR_BACKEND`
+    /// where there is an environment.
+    pub async fn new_async() -> Result<Self> {
+        Self::with_options(DeviceOptions::from_env()?).await
     }
 
     /// Opens a device chosen by `options`.
@@ -335,9 +352,18 @@ impl Device {
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut v) = sink.lock() {
-                v.push(e.to_string());
+                v.push(match e {
+                    wgpu::Error::OutOfMemory { source } => Raised::OutOfMemory(source.to_string()),
+                    other => Raised::Validation(other.to_string()),
+                });
             }
         }));
+        let sink = uncaptured.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(Raised::Lost(format!("{reason:?}: {message}")));
+            }
+        });
         let info = DeviceInfo {
             name: ainfo.name,
             backend: ainfo.backend,

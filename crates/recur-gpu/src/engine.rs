@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::sync::Arc;
 
-use crate::device::Device;
+use crate::device::{Device, Raised};
 use crate::error::{Error, Result};
 use crate::kernel::{poisoned, Kernel};
 use crate::pool::GpuBuffer;
@@ -77,6 +77,24 @@ impl EngineBuffers {
     }
 }
 
+/// Blocking waits, for native callers (a browser cannot block: on wasm32
+/// only [`Device::sync_async`] and [`Device::sync_timed_async`] exist).
+#[cfg(not(target_arch = "wasm32"))]
+impl Device {
+    /// Submits the open recording and waits until the GPU has finished all
+    /// work; fails with [`Error::IndexOutOfRange`] if a kernel met an
+    /// out-of-range index since the last readback.
+    pub fn sync(&self) -> Result<()> {
+        pollster::block_on(self.sync_async())
+    }
+
+    /// Like [`Device::sync`], but also returns the GPU time of the submitted
+    /// pass when the adapter has TIMESTAMP_QUERY (`None` otherwise).
+    pub fn sync_timed(&self) -> Result<Option<std::time::Duration>> {
+        pollster::block_on(self.sync_timed_async())
+    }
+}
+
 /// How one pass's GPU time is captured (timestamp queries).
 struct Timestamps {
     set: wgpu::QuerySet,
@@ -89,18 +107,19 @@ impl Device {
         self.submit(|_| {}, None)
     }
 
-    /// Submits the open recording and waits until the GPU has finished all
-    /// work; fails with [`Error::IndexOutOfRange`] if a kernel met an
-    /// out-of-range index since the last readback.
-    pub fn sync(&self) -> Result<()> {
-        pollster::block_on(self.submit_and_read(&[], None)).map(|_| ())
+    /// Submits the open recording and completes once the GPU has finished
+    /// all work; fails with [`Error::IndexOutOfRange`] if a kernel met an
+    /// out-of-range index since the last readback, and with the error wgpu
+    /// raised (validation, out of memory, device lost) if it raised one.
+    pub async fn sync_async(&self) -> Result<()> {
+        self.submit_and_read(&[], None).await.map(|_| ())
     }
 
-    /// Like [`Device::sync`], but also returns the GPU time of the submitted
-    /// pass when the adapter has TIMESTAMP_QUERY (`None` otherwise).
-    pub fn sync_timed(&self) -> Result<Option<std::time::Duration>> {
+    /// Like [`Device::sync_async`], but also returns the GPU time of the
+    /// submitted pass when the adapter has TIMESTAMP_QUERY (`None` otherwise).
+    pub async fn sync_timed_async(&self) -> Result<Option<std::time::Duration>> {
         if !self.info().has(wgpu::Features::TIMESTAMP_QUERY) {
-            self.sync()?;
+            self.sync_async().await?;
             return Ok(None);
         }
         let dev = &self.shared.device;
@@ -117,7 +136,9 @@ impl Device {
                 mapped_at_creation: false,
             }),
         };
-        let out = pollster::block_on(self.submit_and_read(&[(&ts.resolve, 16)], Some(&ts)))?;
+        let out = self
+            .submit_and_read(&[(&ts.resolve, 16)], Some(&ts))
+            .await?;
         let t: Vec<u64> = bytemuck::pod_collect_to_vec(&out[0]);
         let ns = t[1].saturating_sub(t[0]) as f64 * self.shared.queue.get_timestamp_period() as f64;
         Ok(Some(std::time::Duration::from_nanos(ns as u64)))
@@ -138,11 +159,33 @@ impl Device {
         if errs.is_empty() {
             return Ok(());
         }
-        let message = errs.join("; ");
-        errs.clear();
-        Err(Error::Validation {
-            op: op.to_string(),
-            message,
+        let all: Vec<Raised> = errs.drain(..).collect();
+        let message = |keep: fn(&Raised) -> Option<&String>| {
+            all.iter()
+                .filter_map(keep)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let lost = message(|r| match r {
+            Raised::Lost(m) => Some(m),
+            _ => None,
+        });
+        let oom = message(|r| match r {
+            Raised::OutOfMemory(m) => Some(m),
+            _ => None,
+        });
+        let op = op.to_string();
+        Err(if !lost.is_empty() {
+            Error::DeviceLost(lost)
+        } else if !oom.is_empty() {
+            Error::OutOfMemory { op, message: oom }
+        } else {
+            let message = message(|r| match r {
+                Raised::Validation(m) => Some(m),
+                _ => None,
+            });
+            Error::Validation { op, message }
         })
     }
 
@@ -159,7 +202,7 @@ impl Device {
         let align = sh.info.limits.min_uniform_buffer_offset_alignment as u64;
         let (arena, offsets) = pack_params(pending.iter().map(|d| d.params.as_slice()), align);
         let eng = &sh.engine;
-        let scope = sh.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = crate::kernel::ErrorScope::push(&sh.device);
         // Ordered after the work already submitted (which read the previous
         // blocks) and before this submission's dispatches.
         sh.queue.write_buffer(&eng.params, 0, &arena);
@@ -205,6 +248,8 @@ impl Device {
             None
         };
         drop(rec);
+        // A browser queues work itself (and its poll is a no-op).
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(oldest) = oldest {
             sh.device
                 .poll(wgpu::PollType::Wait {
@@ -213,13 +258,12 @@ impl Device {
                 })
                 .map_err(|e| Error::DeviceLost(e.to_string()))?;
         }
-        let err = pollster::block_on(scope.pop());
+        #[cfg(target_arch = "wasm32")]
+        let _ = oldest;
+        let err = scope.pop("submit");
         // Let wgpu retire finished submissions without blocking.
         let _ = sh.device.poll(wgpu::PollType::Poll);
-        match err {
-            Some(e) => Err(Error::from_wgpu("submit", e)),
-            None => Ok(()),
-        }
+        err
     }
 
     fn bind_group(&self, kernel: &Kernel, bindings: &[Binding]) -> wgpu::BindGroup {
@@ -360,6 +404,8 @@ impl Device {
         // Unmapped on every path: the staging buffer goes back to the pool.
         staging.raw().unmap();
         waited?;
+        // A browser delivers errors as events, which may land only now.
+        self.take_uncaptured("sync")?;
         out.map_err(|message| Error::Readback {
             op: "to_vec",
             message,

@@ -161,6 +161,7 @@ pub enum Error {
 
 impl Error {
     /// Turns a wgpu error captured by an error scope or handler into ours.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // no scopes there
     pub(crate) fn from_wgpu(op: impl Into<String>, err: wgpu::Error) -> Self {
         let op = op.into();
         match err {

@@ -178,7 +178,7 @@ fn label(key: &KernelKey) -> String {
 fn build(device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Kernel> {
     let source = key.source()?;
     let name = label(key);
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let scope = ErrorScope::push(device);
     let checks = wgpu::ShaderRuntimeChecks {
         bounds_checks: true,
         force_loop_bounding: false,
@@ -241,12 +241,41 @@ fn build(device: &wgpu::Device, key: &KernelKey, access: &[Access]) -> Result<Ke
         },
         cache: None,
     });
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::from_wgpu(format!("create_pipeline {name}"), e));
-    }
+    scope.pop(format!("create_pipeline {name}"))?;
     Ok(Kernel {
         key: key.clone(),
         pipeline,
         layout,
     })
+}
+
+/// A validation error scope around native work. A browser resolves a scope
+/// only from its event loop, which nothing here may wait for, so on wasm32
+/// no scope is pushed: errors reach the device's uncaptured-error sink and
+/// come back, typed, from the next readback.
+pub(crate) struct ErrorScope {
+    #[cfg(not(target_arch = "wasm32"))]
+    guard: wgpu::ErrorScopeGuard,
+}
+
+impl ErrorScope {
+    pub(crate) fn push(device: &wgpu::Device) -> Self {
+        #[cfg(target_arch = "wasm32")]
+        let _ = device;
+        Self {
+            #[cfg(not(target_arch = "wasm32"))]
+            guard: device.push_error_scope(wgpu::ErrorFilter::Validation),
+        }
+    }
+
+    /// The error raised inside the scope, if any, as `op`'s.
+    pub(crate) fn pop(self, op: impl Into<String>) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(e) = pollster::block_on(self.guard.pop()) {
+            return Err(Error::from_wgpu(op, e));
+        }
+        #[cfg(target_arch = "wasm32")]
+        let _ = (self, op.into());
+        Ok(())
+    }
 }

@@ -307,29 +307,24 @@ impl Tensor {
         })
     }
 
-    /// Reads the tensor back as f32, blocking until the GPU is done.
-    pub fn to_vec(&self) -> Result<Vec<f32>> {
-        pollster::block_on(self.to_vec_async())
-    }
-
-    /// Reads a u32 tensor back.
-    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+    /// Reads a u32 tensor back, asynchronously.
+    pub async fn to_vec_u32_async(&self) -> Result<Vec<u32>> {
         self.expect_dtype("to_vec_u32", DType::U32)?;
-        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(
-            self.raw_bytes("to_vec_u32"),
-        )?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.raw_bytes("to_vec_u32").await?,
+        ))
     }
 
-    /// Reads an f16 tensor back without widening.
-    pub fn to_vec_f16(&self) -> Result<Vec<half::f16>> {
+    /// Reads an f16 tensor back without widening, asynchronously.
+    pub async fn to_vec_f16_async(&self) -> Result<Vec<half::f16>> {
         self.expect_dtype("to_vec_f16", DType::F16)?;
-        Ok(bytemuck::pod_collect_to_vec(&pollster::block_on(
-            self.raw_bytes("to_vec_f16"),
-        )?))
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.raw_bytes("to_vec_f16").await?,
+        ))
     }
 
-    /// Reads a one-element tensor back as a scalar.
-    pub fn item(&self) -> Result<f32> {
+    /// Reads a one-element tensor back as a scalar, asynchronously.
+    pub async fn item_async(&self) -> Result<f32> {
         if self.numel() != 1 {
             return Err(Error::ShapeMismatch {
                 op: "item",
@@ -337,6 +332,31 @@ impl Tensor {
                 got: self.shape.clone(),
             });
         }
-        Ok(self.to_vec()?[0])
+        Ok(self.to_vec_async().await?[0])
+    }
+}
+
+/// Blocking readbacks, for native callers: a browser's main thread cannot
+/// block, so on wasm32 only the `_async` forms exist.
+#[cfg(not(target_arch = "wasm32"))]
+impl Tensor {
+    /// Reads the tensor back as f32, blocking until the GPU is done.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        pollster::block_on(self.to_vec_async())
+    }
+
+    /// Reads a u32 tensor back.
+    pub fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        pollster::block_on(self.to_vec_u32_async())
+    }
+
+    /// Reads an f16 tensor back without widening.
+    pub fn to_vec_f16(&self) -> Result<Vec<half::f16>> {
+        pollster::block_on(self.to_vec_f16_async())
+    }
+
+    /// Reads a one-element tensor back as a scalar.
+    pub fn item(&self) -> Result<f32> {
+        pollster::block_on(self.item_async())
     }
 }

@@ -4,12 +4,14 @@
 //! on disk for the next one). Where tuning is off (CPU adapters by default,
 //! or `DeviceOptions::tune`), ops fall back to their deterministic rule.
 
+// The measuring half is native only (see `Tuner::new`).
+#![cfg_attr(target_arch = "wasm32", allow(dead_code))]
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use crate::device::Device;
 use crate::error::{Error, Result};
@@ -32,8 +34,10 @@ pub(crate) struct Tuner {
 impl Tuner {
     /// A tuner for `adapter`, with the choices a cache file holds for it.
     /// A missing, unreadable or malformed file is no error: its usable lines
-    /// count, the rest are ignored (the cache only ever saves time).
+    /// count, the rest are ignored (the cache only ever saves time). Never
+    /// enabled on wasm32, where timing would block the browser.
     pub(crate) fn new(enabled: bool, path: Option<PathBuf>, adapter: &str) -> Self {
+        let enabled = enabled && cfg!(not(target_arch = "wasm32"));
         let mut choices = HashMap::new();
         if let Some(text) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
             for line in text.lines() {
@@ -98,10 +102,29 @@ impl Device {
         self.shared.tuner.measured.load(Ordering::Relaxed)
     }
 
+    /// Tuning waits for the GPU, which a browser cannot do: there it is off
+    /// (see [`Tuner::new`]) and this is never reached.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn tune<F>(
+        &self,
+        class: &str,
+        _candidates: &[&'static str],
+        _run: F,
+    ) -> Result<&'static str>
+    where
+        F: FnMut(&'static str) -> Result<()>,
+    {
+        Err(Error::InvalidArgument {
+            op: "tune",
+            what: format!("tuning {class} would block the browser"),
+        })
+    }
+
     /// The candidate for `class`: the cached choice, or the fastest of
     /// `candidates` by wall clock, each run by `run` (which must leave the
     /// caller's tensors untouched). Candidates that fail are skipped; if all
     /// fail, the first error is returned. Waits for the GPU.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn tune<F>(
         &self,
         class: &str,
@@ -126,7 +149,7 @@ impl Device {
                 self.sync()?;
                 let mut t = Vec::with_capacity(RUNS);
                 for _ in 0..RUNS {
-                    let t0 = Instant::now();
+                    let t0 = std::time::Instant::now();
                     run(cand)?;
                     self.sync()?;
                     t.push(t0.elapsed().as_secs_f64());

@@ -214,14 +214,26 @@ impl Var {
         layout::write_slice(self.value(), 0, 0, src)
     }
 
-    /// Reads the value back (one readback).
+    /// Reads the value back (one readback; blocking, native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         self.0.value.to_vec()
     }
 
-    /// Reads a one-element value back (one readback).
+    /// Reads a one-element value back (one readback; blocking, native only).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn item(&self) -> Result<f32> {
         self.0.value.item()
+    }
+
+    /// Reads the value back (one readback).
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        self.0.value.to_vec_async().await
+    }
+
+    /// Reads a one-element value back (one readback).
+    pub async fn item_async(&self) -> Result<f32> {
+        self.0.value.item_async().await
     }
 
     /// Backpropagates from this one-element var (the loss), accumulating

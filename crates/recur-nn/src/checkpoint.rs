@@ -7,7 +7,6 @@
 //! Loading a truncated, corrupt or mismatched file is a typed error.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use recur_gpu::{Device, Error, Result, Tensor};
@@ -46,34 +45,17 @@ fn io(op: &'static str, path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Saves `tensors` (read back from the GPU) and `metadata` to `path`, atomically.
+/// Saves `tensors` (read back from the GPU) and `metadata` to `path`,
+/// atomically (native only: a browser has [`to_bytes_async`]).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn save(
     path: &Path,
     tensors: &[(String, &Tensor)],
     metadata: &HashMap<String, String>,
 ) -> Result<()> {
+    use std::io::Write;
     let op = "checkpoint::save";
-    let mut data = Vec::with_capacity(tensors.len());
-    for (name, t) in tensors {
-        let bytes: Vec<u8> = t.to_vec()?.iter().flat_map(|v| v.to_le_bytes()).collect();
-        data.push((name.clone(), t.shape().to_vec(), bytes));
-    }
-    let views = data
-        .iter()
-        .map(|(n, s, b)| {
-            TensorView::new(Dtype::F32, s.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| Error::Corrupt {
-                    op,
-                    what: format!("{n}: {e}"),
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let bytes =
-        safetensors::serialize(views, Some(metadata.clone())).map_err(|e| Error::Corrupt {
-            op,
-            what: e.to_string(),
-        })?;
+    let bytes = pollster::block_on(to_bytes_async(tensors, metadata))?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(|e| io(op, &tmp, e))?;
     f.write_all(&bytes).map_err(|e| io(op, &tmp, e))?;
@@ -87,6 +69,36 @@ pub fn save(
         }
     }
     Ok(())
+}
+
+/// `tensors` (read back from the GPU) and `metadata` as safetensors bytes:
+/// what [`save`] writes and [`Checkpoint::from_bytes`] reads.
+pub async fn to_bytes_async(
+    tensors: &[(String, &Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<u8>> {
+    let op = "checkpoint::save";
+    let mut data = Vec::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let values = t.to_vec_async().await?;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        data.push((name.clone(), t.shape().to_vec(), bytes));
+    }
+    let views = data
+        .iter()
+        .map(|(n, s, b)| {
+            TensorView::new(Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| Error::Corrupt {
+                    op,
+                    what: format!("{n}: {e}"),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, Some(metadata.clone())).map_err(|e| Error::Corrupt {
+        op,
+        what: e.to_string(),
+    })
 }
 
 /// A loaded checkpoint: tensors by name, on the host until uploaded.

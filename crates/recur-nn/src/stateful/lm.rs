@@ -331,33 +331,54 @@ impl SequenceLm {
     /// `n` tokens after `prompt` (one stream, no gradients): the prompt is
     /// fed token by token, then each sampled token ([`sample_token`] with
     /// `rng`) is fed back. What `char_lm` samples and `recur-serve` streams.
+    /// Blocking, native only: a browser uses [`SequenceLm::generate_async`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn generate(
+        &self,
+        device: &Device,
+        prompt: &[u32],
+        n: usize,
+        sampling: (f32, Option<usize>),
+        rng: &mut Rng,
+    ) -> Result<Vec<u32>> {
+        pollster::block_on(self.generate_async(device, prompt, n, sampling, rng, |_| ()))
+    }
+
+    /// [`SequenceLm::generate`], awaiting each readback; `on_token` sees
+    /// every sampled token as it comes (a page streams it).
+    pub async fn generate_async(
         &self,
         device: &Device,
         prompt: &[u32],
         n: usize,
         (temperature, top_k): (f32, Option<usize>),
         rng: &mut Rng,
+        mut on_token: impl FnMut(u32),
     ) -> Result<Vec<u32>> {
-        let _g = crate::autograd::no_grad();
+        // No gradients, with the guard never held across an await (another
+        // task of the page, a training loop, may run meanwhile).
+        let step = |t: u32, state: Option<&State>| {
+            let _g = crate::autograd::no_grad();
+            self.step(&Tensor::from_slice_u32(device, &[t], &[1])?, state)
+        };
         let (&last, head) = prompt.split_last().ok_or_else(|| Error::InvalidArgument {
             op: "SequenceLm::generate",
             what: "an empty prompt".into(),
         })?;
         let mut state = None::<State>;
         for &t in head {
-            state = Some(
-                self.step(&Tensor::from_slice_u32(device, &[t], &[1])?, state.as_ref())?
-                    .1,
-            );
+            state = Some(step(t, state.as_ref())?.1);
         }
         let (mut cur, mut out) = (last, Vec::with_capacity(n));
         for _ in 0..n {
-            let (logits, next) = self.step(
-                &Tensor::from_slice_u32(device, &[cur], &[1])?,
-                state.as_ref(),
+            let (logits, next) = step(cur, state.as_ref())?;
+            cur = sample_token(
+                &logits.value().to_vec_async().await?,
+                temperature,
+                top_k,
+                rng,
             )?;
-            cur = sample_token(&logits.value().to_vec()?, temperature, top_k, rng)?;
+            on_token(cur);
             out.push(cur);
             state = Some(next);
         }

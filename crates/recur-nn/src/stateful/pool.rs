@@ -162,7 +162,23 @@ impl StreamPool {
     /// and RNN models step through their fused inference form (one
     /// dispatch per layer, masked rows kept by the kernel); the others
     /// through [`SequenceLm::step`] with the state blended by the mask.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step(&mut self, inputs: &[(StreamId, u32)]) -> Result<Vec<Vec<f32>>> {
+        pollster::block_on(self.step_async(inputs))
+    }
+
+    /// [`StreamPool::step`], awaiting the readback (the form a browser has).
+    pub async fn step_async(&mut self, inputs: &[(StreamId, u32)]) -> Result<Vec<Vec<f32>>> {
+        let vocab = self.model.config().vocab;
+        match self.record_step(inputs)? {
+            Some(logits) => rows(&logits.to_vec_async().await?, inputs, vocab),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records one batched step; the (rows, vocab) logits, whose row `slot`
+    /// is that slot's, or `None` when no stream is listed.
+    fn record_step(&mut self, inputs: &[(StreamId, u32)]) -> Result<Option<Tensor>> {
         let op = "StreamPool::step";
         let n = self.capacity();
         let vocab = self.model.config().vocab;
@@ -186,7 +202,7 @@ impl StreamPool {
             mask[id.slot] = 1.0;
         }
         if inputs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         let _g = no_grad();
         if let Some(f) = &self.fused {
@@ -202,7 +218,7 @@ impl StreamPool {
             let ids_m = Tensor::from_slice_u32(&self.device, &ids[..m], &[m])?;
             let (logits, next) = f.step_first(&ids_m, self.state.clone(), Some(&active), m)?;
             self.state = next;
-            return rows(&logits.to_vec()?, inputs, vocab);
+            return Ok(Some(logits));
         }
         let ids_t = Tensor::from_slice_u32(&self.device, &ids, &[n])?;
         let (logits, next) = self.model.step(&ids_t, Some(&self.state))?;
@@ -218,7 +234,7 @@ impl StreamPool {
             blended = blended.with(&old.name, F::add(&old.value, &d)?, old.batch_axis)?;
         }
         self.state = blended;
-        rows(&logits.value().to_vec()?, inputs, vocab)
+        Ok(Some(logits.value().clone()))
     }
 
     /// Whether steps run the fused inference form ([`SequenceLm::fused`]).
