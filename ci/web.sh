@@ -4,8 +4,11 @@
 #                     page (web/pkg), and bundles the training text (web/corpus.txt)
 #   ci/web.sh serve   builds, then serves web/ on http://127.0.0.1:${PORT:-8040}/
 #   ci/web.sh test    builds, serves on loopback and runs the page's tests in
-#                     headless Chromium with WebGPU (web/test.mjs); the screenshot
-#                     lands in target/web/screenshot.png. Non-zero on any failure.
+#                     headless Chromium with WebGPU (web/test.mjs): the kernel
+#                     checks and a training run in test mode, then the
+#                     interactive page training, streaming and loading a
+#                     checkpoint char_lm wrote; screenshots in target/web.
+#                     Non-zero on any failure.
 # Installs what it needs: the wasm32 target, wasm-bindgen-cli (the version in
 # Cargo.lock), Debian's chromium and the driver's npm packages.
 set -euo pipefail
@@ -66,8 +69,12 @@ case "${1:-}" in
     port="${PORT:-8041}"
     serve_bg "$port"
     mkdir -p target/web
-    # A fresh profile each run; the driver reads the result from the page.
-    node web/test.mjs "http://127.0.0.1:$port/index.html?test" target/web/screenshot.png "${WEB_TIMEOUT:-600}"
+    # A checkpoint written by char_lm, for the page's file input.
+    cargo run -q --release --example char_lm -- --model gru --hidden 32 --layers 1 \
+      --embed 16 --steps 5 --batch 4 --k1 16 --k2 16 --eval-every 5 --sample 8 \
+      --checkpoint target/web/char_lm.safetensors --plot target/web/char_lm_loss >/dev/null
+    # The driver reads the results from the page; screenshots in target/web.
+    node web/test.mjs "http://127.0.0.1:$port" target/web target/web/char_lm.safetensors "${WEB_TIMEOUT:-600}"
     ;;
   *)
     echo "usage: ci/web.sh build|serve|test" >&2

@@ -32,11 +32,36 @@ async function corpus() {
   return (await r.text()).slice(0, TEXT_CHARS);
 }
 
-// The browser tests: every kernel check, then 30 updates whose loss must
-// fall, then a streamed sample; speeds in tokens (characters) per second.
+// The browser tests: every kernel check, then for an LSTM and a minGRU 30
+// updates whose loss must fall and a streamed sample; speeds in tokens
+// (characters) per second, the first update and sample (which build the
+// pipelines) untimed.
+async function trainAndStream(gpu, text, model) {
+  const config = { model, hidden: 64, embed: 32, batch: 8, window: 32, lr: 0.01 };
+  const trainer = Trainer.create(gpu, text, JSON.stringify(config));
+  const run = { model: `${trainer.model} (${trainer.numParameters} parameters)`, losses: [] };
+  await trainer.trainStep();
+  const t0 = performance.now();
+  for (let i = 0; i < 30; i++) {
+    run.losses.push(await trainer.trainStep());
+    drawLoss($('loss'), run.losses);
+  }
+  run.train_tokens_per_s = (30 * trainer.tokensPerStep) / ((performance.now() - t0) / 1000);
+  run.loss_falls = mean(run.losses.slice(-5)) < 0.8 * run.losses[0];
+  await trainer.generate('the ', 2, 0.8, 7n, () => {});
+  const g0 = performance.now();
+  let streamed = '';
+  const sample = await trainer.generate('the ', 64, 0.8, 7n, (c) => { streamed += c; $('sample').textContent = streamed; });
+  run.stream_tokens_per_s = 64 / ((performance.now() - g0) / 1000);
+  run.streamed_every_char = streamed === sample && sample.length === 64;
+  run.sample = sample;
+  run.losses = run.losses.map((l) => +l.toFixed(4));
+  return run;
+}
+
 async function runTests(gpu, adapter) {
   $('tests').hidden = false;
-  const result = { adapter, checks: [], losses: [], errors: [], ok: false };
+  const result = { adapter, checks: [], runs: [], errors: [], ok: false };
   try {
     result.checks = JSON.parse(await gpu.checks());
     for (const c of result.checks) {
@@ -46,40 +71,32 @@ async function runTests(gpu, adapter) {
       row.insertCell().textContent = c.tolerance.toExponential(0);
       const v = row.insertCell(); v.textContent = c.ok ? 'ok' : 'FAIL'; v.className = c.ok ? 'ok' : 'bad';
     }
-    const config = { model: params.get('model') || 'lstm', hidden: 64, embed: 32, batch: 8, window: 32, lr: 0.01 };
-    const trainer = Trainer.create(gpu, await corpus(), JSON.stringify(config));
-    result.model = `${trainer.model} (${trainer.numParameters} parameters)`;
-    await trainer.trainStep(); // the first update builds the pipelines: not timed
-    result.losses = [];
-    const t0 = performance.now();
-    for (let i = 0; i < 30; i++) {
-      result.losses.push(await trainer.trainStep());
-      drawLoss($('loss'), result.losses);
-    }
-    const secs = (performance.now() - t0) / 1000;
-    result.train_tokens_per_s = (30 * trainer.tokensPerStep) / secs;
-    result.loss_falls = mean(result.losses.slice(-5)) < 0.8 * result.losses[0];
-    const g0 = performance.now();
-    let streamed = '';
-    const text = await trainer.generate('the ', 64, 0.8, 7n, (c) => { streamed += c; $('sample').textContent = streamed; });
-    result.stream_tokens_per_s = 64 / ((performance.now() - g0) / 1000);
-    result.streamed_every_char = streamed === text && text.length === 64;
-    result.sample = text;
+    const text = await corpus();
+    for (const model of ['lstm', 'mingru']) result.runs.push(await trainAndStream(gpu, text, model));
   } catch (e) {
     result.errors.push(String(e && e.message || e));
   }
   result.ok = result.errors.length === 0 && result.checks.length > 0 && result.checks.every((c) => c.ok)
-    && result.loss_falls === true && result.streamed_every_char === true;
-  const { checks, losses, ...summary } = result;
-  $('result').textContent = JSON.stringify({ ...summary, losses: losses.map((l) => +l.toFixed(3)) }, null, 1);
+    && result.runs.length === 2 && result.runs.every((r) => r.loss_falls && r.streamed_every_char);
+  const { checks, ...summary } = result;
+  $('result').textContent = JSON.stringify(summary, null, 1);
   window.__recur = result;
 }
 
-// Interactive: train until paused, streaming a sample every 40 updates.
+// Interactive: train until paused, streaming a sample every `every`
+// updates (?model=, ?hidden=, ?every= preset the controls). What it does
+// is mirrored in window.__recur_ui for the driver.
 async function interactive(gpu) {
   const text = await corpus();
   let trainer = null, running = false, losses = [];
   const stats = $('stats');
+  const every = Number(params.get('every') || 40);
+  const ui = (window.__recur_ui = { updates: 0, running: false, samples: 0, loaded: null, streamed: 0, error: null });
+  for (const key of ['model', 'hidden']) {
+    const want = params.get(key);
+    if (want && ![...$(key).options].some((o) => o.value === want)) $(key).add(new Option(want, want));
+    if (want) $(key).value = want;
+  }
   const fresh = () => {
     const config = { model: $('model').value, hidden: Number($('hidden').value) };
     trainer = Trainer.create(gpu, text, JSON.stringify(config));
@@ -89,24 +106,30 @@ async function interactive(gpu) {
   };
   const stream = async (prompt, n) => {
     let s = '';
-    await trainer.generate(prompt, n, 0.8, BigInt(Date.now()), (c) => { s += c; $('sample').textContent = s; });
+    await trainer.generate(prompt, n, 0.8, BigInt(Date.now()), (c) => { s += c; ui.streamed = s.length; $('sample').textContent = s; });
+    ui.samples++;
   };
   const loop = async () => {
     let t0 = performance.now(), done = 0;
     while (running) {
       const loss = await trainer.trainStep();
-      losses.push(loss); done++;
+      losses.push(loss); done++; ui.updates = losses.length;
       const rate = (done * trainer.tokensPerStep) / ((performance.now() - t0) / 1000);
       stats.textContent = `${trainer.model} · update ${losses.length} · loss ${loss.toFixed(3)} nats/char · ${rate.toFixed(0)} tokens/s`;
       drawLoss($('loss'), losses);
-      if (losses.length % 40 === 0) { await stream('The ', 160); t0 = performance.now(); done = 0; }
+      if (losses.length % every === 0) { await stream('The ', 160); t0 = performance.now(); done = 0; }
     }
+    ui.running = false;
   };
-  const fail = (e) => { running = false; $('train').textContent = 'Train'; stats.textContent = `error: ${e.message || e}`; };
+  const fail = (e) => {
+    running = ui.running = false;
+    $('train').textContent = 'Train';
+    stats.textContent = ui.error = `error: ${e.message || e}`;
+  };
   $('train').onclick = () => {
     running = !running;
     $('train').textContent = running ? 'Pause' : 'Train';
-    if (running) loop().catch(fail);
+    if (running) { ui.running = true; loop().catch(fail); }
   };
   $('reset').onclick = () => { if (!running) fresh(); };
   $('checkpoint').onchange = async (ev) => {
@@ -116,6 +139,7 @@ async function interactive(gpu) {
       trainer = Trainer.fromCheckpoint(gpu, new Uint8Array(await file.arrayBuffer()));
       losses = []; drawLoss($('loss'), losses);
       stats.textContent = `${file.name}: ${trainer.model}, ${trainer.numParameters.toLocaleString()} parameters (sampling only)`;
+      ui.loaded = `${file.name}: ${trainer.model}`;
       await stream('The ', 400);
     } catch (e) { fail(e); }
   };

@@ -111,3 +111,15 @@ fn bad_input_is_a_typed_error() {
     let t = CharTrainer::new(&dev, &TEXT.repeat(20), small()).unwrap();
     assert!(pollster::block_on(t.generate("", 3, 1.0, 1, |_| ())).is_ok());
 }
+
+#[test]
+fn the_default_model_has_a_few_hundred_thousand_parameters() {
+    let Some(dev) = device() else { return };
+    // A printable-ASCII vocabulary, about the bundled text's.
+    let text: String = (0..40).flat_map(|_| (32u8..127).map(char::from)).collect();
+    let t = CharTrainer::new(&dev, &text, TrainerConfig::default()).unwrap();
+    assert_eq!(t.vocab().len(), 95);
+    let n = t.num_parameters();
+    assert!((300_000..450_000).contains(&n), "{n}");
+    assert_eq!(t.config().model, "mingru");
+}
