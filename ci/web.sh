@@ -70,7 +70,7 @@ case "${1:-}" in
     serve_bg "$port"
     mkdir -p target/web
     # A checkpoint written by char_lm, for the page's file input.
-    cargo run -q --release --example char_lm -- --model gru --hidden 32 --layers 1 \
+    cargo run -q --example char_lm -- --model gru --hidden 32 --layers 1 \
       --embed 16 --steps 5 --batch 4 --k1 16 --k2 16 --eval-every 5 --sample 8 \
       --checkpoint target/web/char_lm.safetensors --plot target/web/char_lm_loss >/dev/null
     # The driver reads the results from the page; screenshots in target/web.

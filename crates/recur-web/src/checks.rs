@@ -62,6 +62,7 @@ pub async fn run_all(dev: &Device) -> Result<Vec<Check>> {
     out.extend(lstm(dev).await?);
     out.extend(scans(dev).await?);
     out.push(raised_error(dev).await);
+    out.push(lost_device().await);
     Ok(out)
 }
 
@@ -267,5 +268,29 @@ pub async fn raised_error(dev: &Device) -> Check {
         tolerance: 0.0,
         ok,
         detail: format!("{first:?}; then {after:?}"),
+    }
+}
+
+/// A device lost (here destroyed on purpose: a second device, so the page's
+/// own goes on) fails the next readback with [`Error::DeviceLost`].
+pub async fn lost_device() -> Check {
+    let (ok, detail) = match Device::new_async().await {
+        Err(e) => (false, format!("no second device: {e}")),
+        Ok(dev) => {
+            let t = Tensor::from_slice(&dev, &[1.0, 2.0], &[2]);
+            dev.wgpu_device().destroy();
+            let read = match t {
+                Ok(t) => t.to_vec_async().await.map(|_| ()),
+                Err(e) => Err(e),
+            };
+            (matches!(read, Err(Error::DeviceLost(_))), format!("{read:?}"))
+        }
+    };
+    Check {
+        name: "a lost device comes back typed".into(),
+        max_abs_err: if ok { 0.0 } else { 1.0 },
+        tolerance: 0.0,
+        ok,
+        detail,
     }
 }

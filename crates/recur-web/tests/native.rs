@@ -36,7 +36,7 @@ const TEXT: &str = "the quick brown fox jumps over the lazy dog. ";
 fn every_check_passes_and_a_broken_result_would_fail() {
     let Some(dev) = device() else { return };
     let all = pollster::block_on(checks::run_all(&dev)).unwrap();
-    assert_eq!(all.len(), 1 + 8 + 6 + 1, "{all:#?}");
+    assert_eq!(all.len(), 1 + 8 + 6 + 2, "{all:#?}");
     for c in &all {
         assert!(c.ok, "{c:?}");
     }
