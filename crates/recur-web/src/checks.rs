@@ -283,7 +283,10 @@ pub async fn lost_device() -> Check {
                 Ok(t) => t.to_vec_async().await.map(|_| ()),
                 Err(e) => Err(e),
             };
-            (matches!(read, Err(Error::DeviceLost(_))), format!("{read:?}"))
+            (
+                matches!(read, Err(Error::DeviceLost(_))),
+                format!("{read:?}"),
+            )
         }
     };
     Check {
