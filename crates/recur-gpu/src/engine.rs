@@ -159,33 +159,28 @@ impl Device {
         if errs.is_empty() {
             return Ok(());
         }
-        let all: Vec<Raised> = errs.drain(..).collect();
-        let message = |keep: fn(&Raised) -> Option<&String>| {
-            all.iter()
-                .filter_map(keep)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let lost = message(|r| match r {
-            Raised::Lost(m) => Some(m),
-            _ => None,
-        });
-        let oom = message(|r| match r {
-            Raised::OutOfMemory(m) => Some(m),
-            _ => None,
-        });
+        // The gravest kind names the error; its messages are joined.
+        let (mut lost, mut oom, mut invalid) = (Vec::new(), Vec::new(), Vec::new());
+        for r in errs.drain(..) {
+            match r {
+                Raised::Lost(m) => lost.push(m),
+                Raised::OutOfMemory(m) => oom.push(m),
+                Raised::Validation(m) => invalid.push(m),
+            }
+        }
         let op = op.to_string();
         Err(if !lost.is_empty() {
-            Error::DeviceLost(lost)
+            Error::DeviceLost(lost.join("; "))
         } else if !oom.is_empty() {
-            Error::OutOfMemory { op, message: oom }
+            Error::OutOfMemory {
+                op,
+                message: oom.join("; "),
+            }
         } else {
-            let message = message(|r| match r {
-                Raised::Validation(m) => Some(m),
-                _ => None,
-            });
-            Error::Validation { op, message }
+            Error::Validation {
+                op,
+                message: invalid.join("; "),
+            }
         })
     }
 

@@ -214,3 +214,36 @@ fn a_pool_with_f16_weights_stays_close_to_f32() {
         assert!(worst(&y[0], &x[0]) <= 5e-3, "token {t}");
     }
 }
+
+/// `generate` steps LSTM/GRU/RNN models through the fused form: it samples
+/// what a loop over the training path's `step` samples, token for token.
+#[test]
+fn generate_through_the_fused_step_samples_what_the_training_step_samples() {
+    let Some(dev) = common::device() else { return };
+    for family in [Family::Lstm, Family::Gru, Family::Rnn] {
+        let m = model(&dev, family, 2);
+        let prompt = [3u32, 1, 4];
+        let got = m
+            .generate(&dev, &prompt, 40, (0.9, None), &mut Rng::new(17))
+            .unwrap();
+        let _g = no_grad();
+        let mut rng = Rng::new(17);
+        let mut state: Option<State> = None;
+        let mut logits = None;
+        for &t in &prompt {
+            let ids = Tensor::from_slice_u32(&dev, &[t], &[1]).unwrap();
+            let (l, s) = m.step(&ids, state.as_ref()).unwrap();
+            (logits, state) = (Some(l), Some(s));
+        }
+        let mut want = Vec::new();
+        for _ in 0..40 {
+            let l = logits.take().unwrap().to_vec().unwrap();
+            let t = recur_nn::stateful::sample_token(&l, 0.9, None, &mut rng).unwrap();
+            want.push(t);
+            let ids = Tensor::from_slice_u32(&dev, &[t], &[1]).unwrap();
+            let (l, s) = m.step(&ids, state.as_ref()).unwrap();
+            (logits, state) = (Some(l), Some(s));
+        }
+        assert_eq!(got, want, "{family:?}");
+    }
+}

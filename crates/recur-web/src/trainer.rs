@@ -3,10 +3,9 @@
 //! time over `batch` streams of one text, with AdamW and gradient clipping.
 //! Every GPU wait is awaited, so a browser's main thread never blocks.
 
-use recur_gpu::{DType, Device, Error, Result, Rng, Tensor};
+use recur_gpu::{Device, Error, Result, Rng, Tensor};
 use recur_nn::checkpoint::Checkpoint;
 use recur_nn::functional as F;
-use recur_nn::stateful::sample_token;
 use recur_nn::{
     clip_grad_norm_params, Adam, AdamConfig, Family, LossReduction, Module, Optimizer, SequenceLm,
     SequenceLmConfig, State, Var,
@@ -224,10 +223,9 @@ impl CharTrainer {
 
     /// `n` characters after `prompt` (characters outside the vocabulary
     /// are skipped; an empty prompt starts from the first character),
-    /// each handed to `on_char` as soon as it is sampled. LSTM, GRU and RNN
-    /// models stream through their fused inference form (one dispatch per
-    /// layer per character, weights transposed once per call); the others
-    /// through [`SequenceLm::generate_async`].
+    /// each handed to `on_char` as soon as it is sampled
+    /// ([`SequenceLm::generate_async`]: LSTM, GRU and RNN models through
+    /// their fused one-dispatch-per-layer step).
     pub async fn generate(
         &self,
         prompt: &str,
@@ -245,49 +243,15 @@ impl CharTrainer {
         }
         let vocab = &self.vocab;
         let mut rng = Rng::new(seed);
-        let mut emit = |id: u32| on_char(vocab[id as usize]);
-        let out = if matches!(
-            self.model.config().family,
-            Family::Lstm | Family::Gru | Family::Rnn
-        ) {
-            self.generate_fused(&ids, n, temperature, &mut rng, &mut emit)
-                .await
-        } else {
-            self.model.set_training(false);
-            let out = self
-                .model
-                .generate_async(&self.device, &ids, n, (temperature, None), &mut rng, emit)
-                .await;
-            self.model.set_training(true);
-            out
-        };
+        self.model.set_training(false);
+        let out = self
+            .model
+            .generate_async(&self.device, &ids, n, (temperature, None), &mut rng, |id| {
+                on_char(vocab[id as usize])
+            })
+            .await;
+        self.model.set_training(true);
         Ok(out?.iter().map(|&i| vocab[i as usize]).collect())
-    }
-
-    async fn generate_fused(
-        &self,
-        prompt: &[u32],
-        n: usize,
-        temperature: f32,
-        rng: &mut Rng,
-        emit: &mut impl FnMut(u32),
-    ) -> Result<Vec<u32>> {
-        let fused = self.model.fused(DType::F32)?;
-        let one = |t: u32| Tensor::from_slice_u32(&self.device, &[t], &[1]);
-        let mut state = self.model.zero_state(&self.device, 1)?;
-        let (&last, head) = prompt.split_last().unwrap_or((&0, &[]));
-        for &t in head {
-            state = fused.step(&one(t)?, state, None)?.1;
-        }
-        let (mut cur, mut out) = (last, Vec::with_capacity(n));
-        for _ in 0..n {
-            let (logits, next) = fused.step(&one(cur)?, state, None)?;
-            state = next;
-            cur = sample_token(&logits.to_vec_async().await?, temperature, None, rng)?;
-            emit(cur);
-            out.push(cur);
-        }
-        Ok(out)
     }
 
     /// The model as a checkpoint in `char_lm`'s layout (its parameters, its

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use recur_gpu::ops::rnn::Cell;
-use recur_gpu::{Device, Error, Result, Rng, Tensor};
+use recur_gpu::{DType, Device, Error, Result, Rng, Tensor};
 
 use super::{PreNorm, Stack, State, Stateful};
 use crate::attention::{GlaConfig, LinearAttentionConfig, RetentionConfig};
@@ -345,7 +345,11 @@ impl SequenceLm {
     }
 
     /// [`SequenceLm::generate`], awaiting each readback; `on_token` sees
-    /// every sampled token as it comes (a page streams it).
+    /// every sampled token as it comes (a page streams it). LSTM, GRU and
+    /// RNN models step through their fused inference form
+    /// ([`SequenceLm::fused`]: weights transposed once per call, then one
+    /// dispatch per layer per token); the others through
+    /// [`SequenceLm::step`].
     pub async fn generate_async(
         &self,
         device: &Device,
@@ -355,11 +359,25 @@ impl SequenceLm {
         rng: &mut Rng,
         mut on_token: impl FnMut(u32),
     ) -> Result<Vec<u32>> {
+        let fused = match self.config.family {
+            Family::Lstm | Family::Gru | Family::Rnn => Some(self.fused(DType::F32)?),
+            _ => None,
+        };
         // No gradients, with the guard never held across an await (another
         // task of the page, a training loop, may run meanwhile).
-        let step = |t: u32, state: Option<&State>| {
-            let _g = crate::autograd::no_grad();
-            self.step(&Tensor::from_slice_u32(device, &[t], &[1])?, state)
+        let step = |t: u32, state: Option<State>| -> Result<(Tensor, State)> {
+            let ids = Tensor::from_slice_u32(device, &[t], &[1])?;
+            match &fused {
+                Some(f) => {
+                    let state = state.map_or_else(|| self.zero_state(device, 1), Ok)?;
+                    f.step(&ids, state, None)
+                }
+                None => {
+                    let _g = crate::autograd::no_grad();
+                    let (logits, next) = self.step(&ids, state.as_ref())?;
+                    Ok((logits.value().clone(), next))
+                }
+            }
         };
         let (&last, head) = prompt.split_last().ok_or_else(|| Error::InvalidArgument {
             op: "SequenceLm::generate",
@@ -367,17 +385,12 @@ impl SequenceLm {
         })?;
         let mut state = None::<State>;
         for &t in head {
-            state = Some(step(t, state.as_ref())?.1);
+            state = Some(step(t, state)?.1);
         }
         let (mut cur, mut out) = (last, Vec::with_capacity(n));
         for _ in 0..n {
-            let (logits, next) = step(cur, state.as_ref())?;
-            cur = sample_token(
-                &logits.value().to_vec_async().await?,
-                temperature,
-                top_k,
-                rng,
-            )?;
+            let (logits, next) = step(cur, state)?;
+            cur = sample_token(&logits.to_vec_async().await?, temperature, top_k, rng)?;
             on_token(cur);
             out.push(cur);
             state = Some(next);
